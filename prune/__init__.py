@@ -1,0 +1,1 @@
+"""prune package (filled in by later issues)."""

@@ -1,0 +1,1 @@
+"""rmt package (filled in by later issues)."""
