@@ -215,17 +215,22 @@ class MarchenkoPastur:
             f = g - tgt
             lo[active] = np.where(f < 0.0, ta, lo[active])
             hi[active] = np.where(f > 0.0, ta, hi[active])
-            xs = np.where(side, A + B * np.cos(ta), A - B * np.cos(ta))  # x / sigma2
+            # x / sigma2 at this angle, written without cancellation near either edge
+            sh = 4.0 * np.sqrt(y) * np.sin(0.5 * ta) ** 2
+            xs = np.where(side, (1.0 + np.sqrt(y)) ** 2 - sh, (1.0 - np.sqrt(y)) ** 2 + sh)
             with np.errstate(divide="ignore", invalid="ignore"):
                 deriv = (2.0 / np.pi) * sa * sa / xs
-                t_new = ta - f / deriv
+                step = f / deriv
+            t_new = ta - step
             la, ha = lo[active], hi[active]
-            bad = ~np.isfinite(t_new) | (t_new <= la) | (t_new >= ha)
-            t_new = np.where(bad, 0.5 * (la + ha), t_new)
-            t[active] = t_new
-            done = (np.abs(t_new - ta) <= 2.0 * np.finfo(float).eps * t_new) | (f == 0.0) | (
+            tol = 2.0 * np.finfo(float).eps * ta
+            converged = (np.isfinite(step) & (np.abs(step) <= tol)) | (f == 0.0) | (
                 ha - la <= 2.0 * np.finfo(float).eps * ha
             )
+            bad = ~converged & (~np.isfinite(t_new) | (t_new <= la) | (t_new >= ha))
+            t_new = np.where(bad, 0.5 * (la + ha), np.where(f == 0.0, ta, t_new))
+            t[active] = t_new
+            done = converged
             active = active[~done]
             if active.size == 0:
                 break
