@@ -89,6 +89,13 @@ def cdf(beta: int, s: float, degree: int = 5):
 
 
 def sf(beta: int, s: float, degree: int = 5):
-    """1 - F_beta(s) to ~DPS digits absolute (relative where the tail is > 10^-(DPS-5))."""
+    """1 - F_beta(s) with ~DPS significant digits: where the tail is below 1e-8 the determinants
+    are recomputed with DPS + (its number of leading zeros) digits, so that 1 - F keeps them."""
     with mm.workdps(DPS + 10):
-        return 1 - cdf(beta, s, degree)
+        tail = 1 - cdf(beta, s, degree)
+        extra = int(-mm.log10(abs(tail))) if tail != 0 else 60
+        if extra <= 8:
+            return tail
+    dm, dp = dets(s, beta == 4, degree, DPS + extra + 4)
+    with mm.workdps(DPS + extra + 10):
+        return 1 - {1: dm, 2: dm * dp, 4: (dm + dp) / 2}[beta]

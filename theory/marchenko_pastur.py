@@ -227,8 +227,9 @@ class MarchenkoPastur:
             converged = (np.isfinite(step) & (np.abs(step) <= tol)) | (f == 0.0) | (
                 ha - la <= 2.0 * np.finfo(float).eps * ha
             )
-            bad = ~converged & (~np.isfinite(t_new) | (t_new <= la) | (t_new >= ha))
-            t_new = np.where(bad, 0.5 * (la + ha), np.where(f == 0.0, ta, t_new))
+            inside = np.isfinite(t_new) & (t_new > la) & (t_new < ha)
+            t_new = np.where(converged, np.where(inside & (f != 0.0), t_new, ta),
+                             np.where(inside, t_new, 0.5 * (la + ha)))
             t[active] = t_new
             done = converged
             active = active[~done]

@@ -67,6 +67,41 @@ def _node_count(s: float) -> int:
     return max(40, int(8 * math.ceil((32 + 2.0 * max(-s, 0.0)) / 8)))
 
 
+_AIRY_H, _AIRY_LO, _AIRY_HI = 0.25, -48.0, 124.0
+
+
+@functools.lru_cache(maxsize=1)
+def _airy_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    c = np.arange(_AIRY_LO, _AIRY_HI + _AIRY_H / 2, _AIRY_H)
+    ai, aip, _, _ = special.airy(c)
+    return c, ai, aip
+
+
+def _airy(x: np.ndarray, deriv: bool = False):
+    """Ai(x) (and Ai'(x)) for x in [-48, 124], by Taylor series about the nearest table point.
+
+    The Airy equation y'' = x y gives the derivatives at a centre c by the recurrence
+    y^(j+2) = c y^(j) + j y^(j-1); with |x - c| <= 1/8 and |c| <= 124, 24 terms reach rounding
+    level. As accurate as ``scipy.special.airy`` (whose values seed the table), ~6x faster.
+    """
+    c, ai, aip = _airy_table()
+    k = np.rint((x - _AIRY_LO) / _AIRY_H).astype(np.intp)
+    ck = c[k]
+    t = x - ck
+    d_m1, d_0, d_1 = np.zeros_like(t), ai[k], aip[k]  # y^(j-1), y^(j), y^(j+1) at j = 0
+    total = d_0 + d_1 * t
+    dtotal = d_1.copy() if deriv else None
+    power = t.copy()  # t^(j+1) / (j+1)!
+    for j in range(22):
+        d_2 = ck * d_0 + j * d_m1  # y^(j+2)
+        if deriv:
+            dtotal += d_2 * power
+        power *= t / (j + 2)
+        total += d_2 * power
+        d_m1, d_0, d_1 = d_0, d_1, d_2
+    return (total, dtotal) if deriv else total
+
+
 @functools.lru_cache(maxsize=64)
 def _gauss_legendre(m: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre nodes and weights on [0, 1], correct to the last bit.
@@ -108,7 +143,8 @@ def _spectrum(s: np.ndarray, traces: bool = False) -> dict:
     s = np.asarray(s, dtype=np.float64).ravel()
     counts = np.array([_node_count(v) for v in s], dtype=int)
     m_max = int(counts.max()) if s.size else 0
-    out = {"mu": np.zeros((s.size, m_max)), "log_minus": np.zeros(s.size), "log_plus": np.zeros(s.size)}
+    out = {"mu": np.zeros((s.size, m_max)), "log_minus": np.zeros(s.size), "log_plus": np.zeros(s.size),
+           "p1": np.zeros(s.size), "p2": np.zeros(s.size)}
     if traces:
         out.update({k: np.zeros(s.size) for k in ("minus", "plus", "diff")})
     for m in np.unique(counts):
@@ -123,11 +159,14 @@ def _spectrum(s: np.ndarray, traces: bool = False) -> dict:
             # the kernel is symmetric: evaluate Ai on the upper triangle only
             arg = sv[:, None] + L[:, None] * (t[iu] + t[ju])[None, :]
             scale = L[:, None] * np.sqrt(w[iu] * w[ju])[None, :]
-            ai, aip, _, _ = special.airy(arg)
+            ai, aip = _airy(arg, deriv=True) if traces else (_airy(arg), None)
             M = np.empty((idx.size, m, m))
             M[:, iu, ju] = scale * ai
             M[:, ju, iu] = scale * ai
             out["mu"][idx, :m] = np.linalg.eigvalsh(M)
+            # power sums p1 = tr M, p2 = tr M^2, exact from the entries (for the beta = 4 tail)
+            out["p1"][idx] = np.trace(M, axis1=1, axis2=2)
+            out["p2"][idx] = np.einsum("kij,kij->k", M, M)
             sign, logdet = np.linalg.slogdet(eye - M)
             out["log_minus"][idx] = np.where(sign > 0, logdet, -np.inf)
             out["log_plus"][idx] = np.linalg.slogdet(eye + M)[1]
@@ -141,11 +180,12 @@ def _spectrum(s: np.ndarray, traces: bool = False) -> dict:
     return out
 
 
-def _elementary_even_odd(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sum of e_k for even k >= 2, sum of e_k for odd k) of each row of eigenvalues.
+def _elementary_sums(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of e_k over even k >= 4, sum of e_k over odd k) for each row of eigenvalues.
 
-    e_k are the elementary symmetric polynomials: prod(1 + mu z) = sum_k e_k z^k. Summing them
-    directly avoids the cancellation in 1 - (prod(1 - mu) + prod(1 + mu))/2 when mu is small.
+    e_k are the elementary symmetric polynomials, prod(1 + mu z) = sum_k e_k z^k. Summing them
+    directly avoids the cancellation in 1 - (prod(1 - mu) + prod(1 + mu))/2 when mu is small;
+    e_2 is left to the caller, which has a more accurate route to it.
     """
     k, m = mu.shape
     order = np.argsort(-np.abs(mu), axis=1)
@@ -154,7 +194,7 @@ def _elementary_even_odd(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     coef[:, 0] = 1.0
     for j in range(m):
         coef[:, 1 : j + 2] += mu[:, j : j + 1] * coef[:, : j + 1]
-    return coef[:, 2::2].sum(axis=1), coef[:, 1::2].sum(axis=1)
+    return coef[:, 4::2].sum(axis=1), coef[:, 1::2].sum(axis=1)
 
 
 class TracyWidom:
@@ -181,19 +221,9 @@ class TracyWidom:
     # ------------------------------------------------------------------ core evaluation
     def _evaluate(self, s, want: str):
         s_arr = np.asarray(s, dtype=np.float64)
-        if s_arr.dtype == object or np.isnan(s_arr).any():
+        if np.isnan(s_arr).any():
             raise ValueError("s contains NaN")
-        flat = s_arr.ravel()
-        out = np.empty(flat.shape)
-        # beyond these points the answer is exact in double precision (cdf or sf below 1e-300)
-        lo, hi = _FINITE_RANGE[self.beta]
-        below, above = flat < lo, flat > hi
-        mid = ~(below | above)
-        limits = {"cdf": (0.0, 1.0), "sf": (1.0, 0.0), "logcdf": (-np.inf, 0.0),
-                  "logsf": (0.0, -np.inf), "pdf": (0.0, 0.0)}
-        out[below], out[above] = limits[want]
-        if mid.any():
-            out[mid] = _quantities(self.beta, flat[mid], want == "pdf")[want]
+        out = _all_quantities(self.beta, s_arr.ravel(), want == "pdf")[want]
         return out.reshape(s_arr.shape)[()] if s_arr.ndim == 0 else out.reshape(s_arr.shape)
 
     # ------------------------------------------------------------------ public API
@@ -244,8 +274,64 @@ class TracyWidom:
         return math.sqrt(self.var())
 
 
-# Points beyond which the cdf or the sf is below 1e-300 (checked in the tests), per beta.
-_FINITE_RANGE = {1: (-25.0, 55.0), 2: (-20.0, 35.0), 4: (-25.0 / _SQRT2, 55.0 / _SQRT2)}
+# Per beta: below S_ASYM the lower tail comes from its asymptotic expansion (the determinant of
+# I - A_s is then below what double precision resolves: eigenvalues of A_s within ~eps of 1);
+# above S_MAX the survival function is below 1e-280 and is returned as 0.
+_S_ASYM = {1: -10.0, 2: -10.0, 4: -10.0 / _SQRT2}
+_S_MAX = {1: 95.0, 2: 60.0, 4: 60.0 / _SQRT2}
+_ZETA_PRIME_M1 = -0.16542114370045092  # zeta'(-1); checked against mpmath in the tests
+
+
+def _lower_tail(beta: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log F_beta(s) and d/ds log F_beta(s) for s -> -inf (Baik, Buckingham and DiFranco 2008).
+
+    log F2 = -a^3/12 - (1/8) log a + log 2/24 + zeta'(-1) + 3/(64 a^3) + O(a^-6),
+    log F1 = -a^3/24 - a^{3/2}/(3 sqrt2) - (1/16) log a - (11/48) log 2 + zeta'(-1)/2
+             - 1/(24 sqrt2 a^{3/2}) + O(a^-3),
+    with a = -s; F4 follows from F4(s) ~ det(I + A_t)/2 = F2(t)/(2 F1(t)) at t = sqrt2 s.
+    The correction terms were checked against the determinants on [-10, -6]
+    (``tests/test_tracy_widom.py``); at the switch point the error of log F is below ~3e-5.
+    """
+    a = -s * (_SQRT2 if beta == 4 else 1.0)
+    ln2, z = math.log(2.0), _ZETA_PRIME_M1
+    if beta == 2:
+        logF = -a**3 / 12 - np.log(a) / 8 + ln2 / 24 + z + 3.0 / (64.0 * a**3)
+        dlda = -a**2 / 4 - 1.0 / (8 * a) - 9.0 / (64.0 * a**4)
+    else:
+        sign = -1.0 if beta == 1 else 1.0  # F4: the a^{3/2} terms change sign (F2/F1 at t)
+        const = -11.0 / 48.0 * ln2 + z / 2 if beta == 1 else -35.0 / 48.0 * ln2 + z / 2
+        logF = (-a**3 / 24 + sign * a**1.5 / (3 * _SQRT2) - np.log(a) / 16 + const
+                + sign / (24 * _SQRT2 * a**1.5))
+        dlda = -a**2 / 8 + sign * a**0.5 / (2 * _SQRT2) - 1.0 / (16 * a) - sign * 1.5 / (24 * _SQRT2 * a**2.5)
+    dads = -(_SQRT2 if beta == 4 else 1.0)
+    return logF, dlda * dads
+
+
+def _all_quantities(beta: int, flat: np.ndarray, with_pdf: bool) -> dict:
+    """cdf, sf, logcdf, logsf (and pdf) at the points ``flat``: the asymptotic lower tail below
+    _S_ASYM, the Fredholm determinants in between, the exact limits above _S_MAX."""
+    keys = ("cdf", "sf", "logcdf", "logsf") + (("pdf",) if with_pdf else ())
+    out = {k: np.empty(flat.shape) for k in keys}
+    low, high = flat < _S_ASYM[beta], flat > _S_MAX[beta]
+    mid = ~(low | high)
+    if low.any():
+        with np.errstate(over="ignore", invalid="ignore"):
+            logF, dlog = _lower_tail(beta, np.maximum(flat[low], -1e100))
+        logF = np.where(np.isneginf(flat[low]), -np.inf, logF)
+        F = np.exp(logF)
+        vals = {"cdf": F, "sf": -np.expm1(logF), "logcdf": logF, "logsf": np.log1p(-F),
+                "pdf": np.nan_to_num(F * dlog)}
+        for k in keys:
+            out[k][low] = vals[k]
+    if high.any():
+        vals = {"cdf": 1.0, "sf": 0.0, "logcdf": 0.0, "logsf": -np.inf, "pdf": 0.0}
+        for k in keys:
+            out[k][high] = vals[k]
+    if mid.any():
+        vals = _quantities(beta, flat[mid], with_pdf)
+        for k in keys:
+            out[k][mid] = vals[k]
+    return out
 
 
 def _quantities(beta: int, s: np.ndarray, with_pdf: bool) -> dict:
@@ -266,8 +352,12 @@ def _quantities(beta: int, s: np.ndarray, with_pdf: bool) -> dict:
             upper_sf = -np.expm1(np.log1p(-mu * mu).sum(axis=1))
     else:
         logF = np.logaddexp(log_minus, log_plus) - math.log(2.0)
-        even, odd = _elementary_even_odd(mu)
-        upper_sf = -even
+        # 1 - F4 = -(e2 + e4 + ...). e2 = mu1 mu2 + ... is a cancellation-prone product of the
+        # two largest eigenvalues when they are small; the power-sum form e2 = (p1^2 - p2)/2 from
+        # the matrix entries is ~100x more accurate there than eigvalsh's mu2. Higher e_k are
+        # negligible corrections and come from the eigenvalues.
+        even4, odd = _elementary_sums(mu)
+        upper_sf = -(0.5 * (sp["p1"] ** 2 - sp["p2"]) + even4)
     high = logF > -math.log(2.0)  # F > 1/2: the upper tail is the small side
     sf = np.where(high, upper_sf, -np.expm1(logF))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -282,7 +372,7 @@ def _quantities(beta: int, s: np.ndarray, with_pdf: bool) -> dict:
             if beta == 1:
                 dens = -E_minus * t_minus
             elif beta == 2:
-                dens = E_minus * E_plus * (t_plus - t_minus)
+                dens = E_minus * E_plus * sp["diff"]  # t+ - t-, without cancellation
             else:
                 # F4'(s) = (sqrt2/2)(E+ t+ - E- t-) = (sqrt2/2)(E-(t+ - t-) + (E+ - E-) t+),
                 # with E+ - E- = 2 (odd e_k): no cancellation when the eigenvalues are small.
@@ -303,10 +393,9 @@ def _levels(name: str, q) -> np.ndarray:
 
 @functools.lru_cache(maxsize=3)
 def _grid(beta: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lo, hi = _FINITE_RANGE[beta]
-    g = np.linspace(lo, hi, 161)
-    qs = _quantities(beta, g, with_pdf=False)
-    return g, qs["logcdf"], qs["logsf"]
+    g = np.linspace(-40.0, _S_MAX[beta], 161)
+    q = _all_quantities(beta, g, with_pdf=False)
+    return g, q["logcdf"], q["logsf"]
 
 
 def _invert(beta: int, q: np.ndarray, upper_tail: bool) -> np.ndarray:
@@ -340,7 +429,7 @@ def _invert(beta: int, q: np.ndarray, upper_tail: bool) -> np.ndarray:
         active = np.arange(todo.size)
         for _ in range(60):
             sa = s[active]
-            qs = _quantities(beta, sa, with_pdf=True)
+            qs = _all_quantities(beta, sa, with_pdf=True)
             sd = side[active]
             val = np.where(sd, qs["logcdf"], qs["logsf"])
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -355,8 +444,9 @@ def _invert(beta: int, q: np.ndarray, upper_tail: bool) -> np.ndarray:
             la, ha = lo[active], hi[active]
             tol = 4.0 * np.finfo(float).eps * np.maximum(1.0, np.abs(sa))
             converged = (np.abs(step) <= tol) | (f == 0.0) | (ha - la <= tol)
-            bad = ~converged & (~np.isfinite(s_new) | (s_new <= la) | (s_new >= ha))
-            s_new = np.where(bad, 0.5 * (la + ha), np.where(f == 0.0, sa, s_new))
+            inside = np.isfinite(s_new) & (s_new > la) & (s_new < ha)
+            s_new = np.where(converged, np.where(inside & (f != 0.0), s_new, sa),
+                             np.where(inside, s_new, 0.5 * (la + ha)))
             s[active] = s_new
             done = converged
             active = active[~done]
@@ -369,13 +459,11 @@ def _invert(beta: int, q: np.ndarray, upper_tail: bool) -> np.ndarray:
 
 @functools.lru_cache(maxsize=3)
 def _moments(beta: int) -> tuple[float, float]:
-    lo, hi = _FINITE_RANGE[beta]
-    lo, hi = max(lo, -16.0), min(hi, 24.0)  # outside, cdf resp. sf < 1e-40: no contribution
+    lo, hi = -16.0, 24.0  # outside, cdf resp. sf < 1e-40: no contribution to the moments
     x, w = np.polynomial.legendre.leggauss(160)
     neg = 0.5 * lo * (x + 1.0)  # nodes on [lo, 0]
     pos = 0.5 * hi * (x + 1.0)  # nodes on [0, hi]
-    F = _quantities(beta, neg, with_pdf=False)["cdf"]
-    S = _quantities(beta, pos, with_pdf=False)["sf"]
+    F, S = TracyWidom(beta).cdf(neg), TracyWidom(beta).sf(pos)
     wn, wp = 0.5 * abs(lo) * w, 0.5 * hi * w
     m1 = wp @ S - wn @ F
     m2 = 2.0 * (wp @ (pos * S)) - 2.0 * (wn @ (neg * F))
