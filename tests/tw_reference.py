@@ -32,10 +32,11 @@ class _Airy:
     """Ai(x) to ~dps digits on a grid of centres with spacing h, continued by Taylor series."""
 
     def __init__(self, lo, hi, dps: int, h=mm.mpf(1) / 4, terms: int = 45):
-        self.h, self.lo, self.terms = h, lo, terms
-        n = int(mm.ceil((hi - lo) / h)) + 1
-        self.c = [lo + k * h for k in range(n)]
-        self.val = [(mm.airyai(c), mm.airyai(c, derivative=1)) for c in self.c]
+        with mm.workdps(dps):
+            self.h, self.lo, self.terms = mm.mpf(h), mm.mpf(lo), terms
+            n = int(mm.ceil((hi - lo) / h)) + 1
+            self.c = [self.lo + k * self.h for k in range(n)]
+            self.val = [(mm.airyai(c), mm.airyai(c, derivative=1)) for c in self.c]
 
     def __call__(self, x):
         k = int(mm.nint((x - self.lo) / self.h))
