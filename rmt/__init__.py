@@ -1,1 +1,1 @@
-"""rmt package (filled in by later issues)."""
+"""rmt: the command-line entry point (``rmt verify``, ...); a thin layer over the packages."""

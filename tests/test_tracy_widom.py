@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import theory.tracy_widom as twm
 from theory import TracyWidom
 
-import tw_reference as ref
+from theory import _tw_mpmath as ref
 
 EPS = np.finfo(float).eps
 BETAS = (1, 2, 4)

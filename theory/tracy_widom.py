@@ -227,12 +227,23 @@ class TracyWidom:
         return out.reshape(s_arr.shape)[()] if s_arr.ndim == 0 else out.reshape(s_arr.shape)
 
     # ------------------------------------------------------------------ public API
-    def cdf(self, s):
-        """F_beta(s); absolute error ~1e-16."""
+    def cdf(self, s, *, dps: int | None = None):
+        """F_beta(s); absolute error ~1e-16.
+
+        With ``dps`` (an int >= 15), an independent mpmath evaluation at that many digits
+        (``theory._tw_mpmath``; seconds per point) returning mpf values, for verification.
+        """
+        if dps is not None:
+            return _mp_path("cdf", self.beta, s, dps)
         return self._evaluate(s, "cdf")
 
-    def sf(self, s):
-        """1 - F_beta(s), computed without cancellation: full relative accuracy in the upper tail."""
+    def sf(self, s, *, dps: int | None = None):
+        """1 - F_beta(s), computed without cancellation: full relative accuracy in the upper tail.
+
+        ``dps`` as in :meth:`cdf`; the mpmath path adds digits where the tail is small.
+        """
+        if dps is not None:
+            return _mp_path("sf", self.beta, s, dps)
         return self._evaluate(s, "sf")
 
     def logcdf(self, s):
@@ -305,6 +316,29 @@ def _lower_tail(beta: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dlda = -a**2 / 8 + sign * a**0.5 / (2 * _SQRT2) - 1.0 / (16 * a) - sign * 1.5 / (24 * _SQRT2 * a**2.5)
     dads = -(_SQRT2 if beta == 4 else 1.0)
     return logF, dlda * dads
+
+
+def _mp_path(kind: str, beta: int, s, dps: int):
+    from . import _tw_mpmath
+
+    if isinstance(dps, bool) or not isinstance(dps, int) or dps < 15:
+        raise ValueError(f"dps must be an integer >= 15, got {dps!r}")
+    fn = _tw_mpmath.cdf if kind == "cdf" else _tw_mpmath.sf
+
+    def one(v):
+        v = float(v)
+        if np.isnan(v):
+            raise ValueError("s contains NaN")
+        with _tw_mpmath.precision(dps):
+            return fn(beta, v)
+
+    arr = np.asarray(s, dtype=object)
+    if arr.ndim == 0:
+        return one(arr[()])
+    out = np.empty(arr.shape, dtype=object)
+    for idx in np.ndindex(arr.shape):
+        out[idx] = one(arr[idx])
+    return out
 
 
 def _all_quantities(beta: int, flat: np.ndarray, with_pdf: bool) -> dict:

@@ -1,0 +1,62 @@
+"""The ``rmt`` command line: thin subcommands over the packages' public functions."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _format_table(records) -> str:
+    rows = [("check", "bound", "measured", "held", "trials", "details")]
+    for r in records:
+        rows.append((r.name, f"{r.bound:.3g}", f"{r.measured:.3g}", "yes" if r.held else "NO", str(r.trials), r.details))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for k, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1])
+        if k == 0:
+            lines.append("-" * (sum(widths) + 2 * len(widths) + len("details")))
+    return "\n".join(lines)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from theory.selfcheck import run_core_checks
+
+    t0 = time.perf_counter()
+    records = run_core_checks(quick=not args.full, seed=args.seed, progress=not args.no_progress)
+    print(_format_table(records))
+    failed = [r.name for r in records if not r.held]
+    print(f"\n{len(records) - len(failed)} held, {len(failed)} failed in {time.perf_counter() - t0:.1f} s"
+          f" ({'full' if args.full else 'quick'} sizes, seed {args.seed})")
+    for r in records:
+        print(f"  {r.name}: {r.statement}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.as_dict() for r in records], indent=2))
+        print(f"records written to {args.json}")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rmt", description="Random-matrix-theory pruning: verified core, "
+                                     "theorem checks, figures and model pruning.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="run the self-checks and theorem checks and print a table")
+    size = v.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes (the default)")
+    size.add_argument("--full", action="store_true", help="paper-scale sizes")
+    v.add_argument("--seed", type=int, default=0, help="seed of every Monte-Carlo check (default 0)")
+    v.add_argument("--json", metavar="PATH", help="also write the records as a JSON list")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
