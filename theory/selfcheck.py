@@ -28,14 +28,26 @@ class CheckRecord:
     trials: int
     seed: int | None
     details: str = ""
+    #: "within": the statement's hypotheses hold, so it must hold (rmt verify fails otherwise);
+    #: "outside": a hypothesis is violated on purpose, to show where the statement stops
+    #: describing reality; the outcome is reported, not required.
+    regime: str = "within"
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def _record(name, statement, bound, measured, trials, seed, details="") -> CheckRecord:
+def make_record(name: str, statement: str, bound: float, measured: float, trials: int, seed: int | None,
+                details: str = "", regime: str = "within") -> CheckRecord:
+    """A record for a statement of the form "measured <= bound"."""
+    if regime not in ("within", "outside"):
+        raise ValueError(f"regime must be 'within' or 'outside', got {regime!r}")
     measured = float(measured)
-    return CheckRecord(name, statement, float(bound), measured, bool(measured <= bound), int(trials), seed, details)
+    return CheckRecord(name, statement, float(bound), measured, bool(measured <= bound), int(trials), seed,
+                       details, regime)
+
+
+_record = make_record
 
 
 # --------------------------------------------------------------------------- Tracy-Widom
