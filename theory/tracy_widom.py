@@ -35,7 +35,8 @@ From the eigenvalues mu_k of M (one symmetric eigendecomposition per point, batc
 * ``pdf``: the trace formula d/ds log det(I -+ A_s) = -+ tr((I -+ A_s)^{-1} dA_s/ds) with
   dA_s/ds = Ai'(s + u + v), evaluated in the same eigenbasis.
 
-Accuracy measured against a 30-digit mpmath evaluation (``tests/tw_reference.py``): cdf absolute
+Accuracy measured against a 32-digit mpmath evaluation (``theory._tw_mpmath``, also reachable as
+``cdf(s, dps=...)``): cdf absolute
 error below 1e-15 and sf relative error below 1e-13 on [-8, 8]; see the tests and
 ``rmt verify``.
 """
