@@ -87,7 +87,10 @@ def test_converged_in_nodes_and_interval(beta, s):
     finally:
         twm._node_count, twm._interval_length = orig_m, orig_L
     assert abs(base["cdf"][0] - fine["cdf"][0]) <= 2e-15
-    assert abs(base["sf"][0] - fine["sf"][0]) <= 1e-12 * fine["sf"][0] + 1e-300
+    # beta = 4's upper tail is -(e2 + ...) ~ -mu1 mu2: rounding is amplified by mu1 / |mu2|, which
+    # grows with s (measured: 1e-13 at s = 5, 2e-12 at s = 11); beta 1, 2 stay at rounding level
+    rel = 1e-12 if beta in (1, 2) else 1e-10
+    assert abs(base["sf"][0] - fine["sf"][0]) <= rel * fine["sf"][0] + 1e-300
 
 
 def test_gauss_legendre_weights_exact():
