@@ -23,10 +23,14 @@ def _format_table(records) -> str:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from simulations import run_checks
     from theory.selfcheck import run_core_checks
 
     t0 = time.perf_counter()
-    records = run_core_checks(quick=not args.full, seed=args.seed, progress=not args.no_progress)
+    quick, progress = not args.full, not args.no_progress
+    records = run_core_checks(quick=quick, seed=args.seed, progress=progress)
+    if not args.core_only:
+        records += run_checks(quick=quick, seed=args.seed, device=args.device, progress=progress)
     print(_format_table(records))
     failed = [r.name for r in records if r.regime == "within" and not r.held]
     outside = [r for r in records if r.regime == "outside"]
@@ -45,13 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rmt", description="Random-matrix-theory pruning: verified core, "
                                      "theorem checks, figures and model pruning.")
     sub = parser.add_subparsers(dest="command", required=True)
-    v = sub.add_parser("verify", help="run the self-checks and theorem checks and print a table")
+    v = sub.add_parser("verify", help="run the core self-checks and the theorem checks; print a table")
     size = v.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small sizes (the default)")
     size.add_argument("--full", action="store_true", help="paper-scale sizes")
     v.add_argument("--seed", type=int, default=0, help="seed of every Monte-Carlo check (default 0)")
     v.add_argument("--json", metavar="PATH", help="also write the records as a JSON list")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.add_argument("--device", default="auto", help='"auto" (CUDA when present), "cpu" or "cuda"')
+    v.add_argument("--core-only", action="store_true", help="only the self-checks of the theory core")
     v.set_defaults(func=cmd_verify)
     return parser
 
