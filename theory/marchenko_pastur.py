@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import finite_array, positive_finite
+from ._newton import bracketed_newton_update
+from ._validate import positive_finite
 
 _HALF_PI = 0.5 * np.pi
 
@@ -216,7 +217,7 @@ class MarchenkoPastur:
         equals ``target`` (at most half the continuous mass)."""
         y, s2 = self.ratio, self.sigma2
         r = np.sqrt(y)
-        A, B = 1.0 + y, 2.0 * r
+        B = 2.0 * r
         a, b = self.edges
         # Starting angle: near an edge the integrand sin^2 u / (A -+ B cos u) lies below both
         # u^2 / (1 -+ sqrt y)^2 and 1/sqrt(y), so the mass from the edge to angle t is below
@@ -245,17 +246,9 @@ class MarchenkoPastur:
             with np.errstate(divide="ignore", invalid="ignore"):
                 deriv = (2.0 / np.pi) * sa * sa / xs
                 step = f / deriv
-            t_new = ta - step
-            la, ha = lo[active], hi[active]
-            tol = 2.0 * np.finfo(float).eps * ta
-            converged = (np.isfinite(step) & (np.abs(step) <= tol)) | (f == 0.0) | (
-                ha - la <= 2.0 * np.finfo(float).eps * ha
-            )
-            inside = np.isfinite(t_new) & (t_new > la) & (t_new < ha)
-            t_new = np.where(converged, np.where(inside & (f != 0.0), t_new, ta),
-                             np.where(inside, t_new, 0.5 * (la + ha)))
-            t[active] = t_new
-            done = converged
+            eps = np.finfo(float).eps
+            t[active], done = bracketed_newton_update(ta, f, step, lo[active], hi[active], 2.0 * eps * ta,
+                                                      2.0 * eps * hi[active])
             active = active[~done]
             if active.size == 0:
                 break

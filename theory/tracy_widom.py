@@ -51,7 +51,7 @@ import math
 import numpy as np
 from scipy import special
 
-from ._validate import finite_array
+from ._newton import bracketed_newton_update
 
 _SQRT2 = math.sqrt(2.0)
 _LOG_CUTOFF = 62.0  # 2/3 x^{3/2} exponent at which Ai is 1e-27 of its value at the interval start
@@ -478,15 +478,8 @@ def _invert(beta: int, q: np.ndarray, upper_tail: bool) -> np.ndarray:
                 hi[active] = np.where(too_big, sa, hi[active])
                 lo[active] = np.where(too_big, lo[active], sa)
                 step = f / slope
-            s_new = sa - step
-            la, ha = lo[active], hi[active]
             tol = 4.0 * np.finfo(float).eps * np.maximum(1.0, np.abs(sa))
-            converged = (np.abs(step) <= tol) | (f == 0.0) | (ha - la <= tol)
-            inside = np.isfinite(s_new) & (s_new > la) & (s_new < ha)
-            s_new = np.where(converged, np.where(inside & (f != 0.0), s_new, sa),
-                             np.where(inside, s_new, 0.5 * (la + ha)))
-            s[active] = s_new
-            done = converged
+            s[active], done = bracketed_newton_update(sa, f, step, lo[active], hi[active], tol, tol)
             active = active[~done]
             if active.size == 0:
                 break
