@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._mp import mp_map
 from ._newton import bracketed_newton_update
 from ._validate import positive_finite
 
@@ -109,7 +110,7 @@ class MarchenkoPastur:
         Integrates to ``min(1, 1/y)``.
         """
         if dps is not None:
-            return _mp_map(lambda v: _mp_pdf(self, v, dps), x)
+            return mp_map(lambda v: _mp_pdf(self, v, dps), x)
         x, scalar = _as_float_array("x", x)
         a, b = self.edges
         out = np.zeros_like(x)
@@ -150,7 +151,7 @@ class MarchenkoPastur:
     def cdf(self, x, *, dps: int | None = None):
         """Cumulative distribution function ``P(X <= x)`` (atom included); exactly 1 for x >= b."""
         if dps is not None:
-            return _mp_map(lambda v: _mp_cdf(self, v, dps), x)
+            return mp_map(lambda v: _mp_cdf(self, v, dps), x)
         x, scalar = _as_float_array("x", x)
         below, _ = self._tails(x)
         out = np.where(x < 0.0, 0.0, self.atom + below)
@@ -160,7 +161,7 @@ class MarchenkoPastur:
     def sf(self, x, *, dps: int | None = None):
         """Survival function ``P(X > x)``, computed directly (no ``1 - cdf`` cancellation)."""
         if dps is not None:
-            return _mp_map(lambda v: _mp_sf(self, v, dps), x)
+            return mp_map(lambda v: _mp_sf(self, v, dps), x)
         x, scalar = _as_float_array("x", x)
         _, above = self._tails(x)
         out = np.where(x < 0.0, 1.0, above)  # the atom at 0 is not above any x >= 0
@@ -174,7 +175,7 @@ class MarchenkoPastur:
         ``q <= 1 - 1/y`` maps to the atom at 0; ``ppf(0)`` is the lower edge otherwise.
         """
         if dps is not None:
-            return _mp_map(lambda v: _mp_ppf(self, v, dps), q)
+            return mp_map(lambda v: _mp_ppf(self, v, dps), q)
         q, scalar = self._levels(q)
         cont = min(1.0, 1.0 / self.ratio)
         below = q - self.atom  # continuous mass that must lie below x
@@ -294,17 +295,6 @@ def _side_mass(y: float, t: np.ndarray, sin_t: np.ndarray, tan_half: np.ndarray,
 
 
 # ---------------------------------------------------------------------- high-precision path
-def _mp_map(fn, x):
-    """Apply an mpmath scalar function elementwise; scalar in, mpf out; array in, object array out."""
-    arr = np.asarray(x, dtype=object)
-    if arr.ndim == 0:
-        return fn(arr[()])
-    out = np.empty(arr.shape, dtype=object)
-    for idx in np.ndindex(arr.shape):
-        out[idx] = fn(arr[idx])
-    return out
-
-
 def _mp_params(law: MarchenkoPastur):
     import mpmath as mm
 

@@ -51,6 +51,7 @@ import math
 import numpy as np
 from scipy import special
 
+from ._mp import mp_map
 from ._newton import bracketed_newton_update
 
 _SQRT2 = math.sqrt(2.0)
@@ -336,13 +337,7 @@ def _mp_path(kind: str, beta: int, s, dps: int):
         with _tw_mpmath.precision(dps):
             return fn(beta, v)
 
-    arr = np.asarray(s, dtype=object)
-    if arr.ndim == 0:
-        return one(arr[()])
-    out = np.empty(arr.shape, dtype=object)
-    for idx in np.ndindex(arr.shape):
-        out[idx] = one(arr[idx])
-    return out
+    return mp_map(one, s)
 
 
 def _all_quantities(beta: int, flat: np.ndarray, with_pdf: bool) -> dict:
