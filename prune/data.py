@@ -1,4 +1,4 @@
-"""MNIST and Fashion-MNIST from their standard IDX files, without torchvision.
+"""MNIST and Fashion-MNIST from their standard IDX files, and CIFAR-10 from its python batches, without torchvision.
 
 Files are looked up as ``<root>/<name>/<train|t10k>-<images-idx3|labels-idx1>-ubyte.gz`` with
 ``root`` = the ``root`` argument, else ``$RMT_DATA_DIR``, else ``~/.cache/rmt-pruning/data``.
@@ -16,7 +16,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import pickle
 import shutil
+import tarfile
 import tempfile
 import urllib.request
 import zlib
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["load_idx_dataset", "read_idx", "data_root", "idx_path", "md5sum", "verify_md5", "download",
-           "IDXFormatError", "DATASETS"]
+           "IDXFormatError", "DATASETS", "load_cifar10", "read_cifar_batch", "cifar10_label_names"]
 
 _BASE_URLS = {
     "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -174,3 +176,91 @@ def load_idx_dataset(name: str, split: str = "train", root: str | os.PathLike | 
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise IDXFormatError(f"{lab_path}: labels outside 0..9 (min {labels.min()}, max {labels.max()})")
     return images, labels
+
+
+# ---------------------------------------------------------------------------------------- CIFAR-10
+_CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+_CIFAR_MD5 = "c58f30108f718f92721af3b95e74349a"  # the archive's checksum (torchvision.datasets.CIFAR10)
+_CIFAR_DIR = "cifar-10-batches-py"
+# Where a root may hold the batches: the standard layout, and the shared JPEG-decoded copy.
+_CIFAR_LAYOUTS = (_CIFAR_DIR, f"cifar10-jpeg/{_CIFAR_DIR}")
+_CIFAR_SPLITS = {"test": ("test_batch",), "train": tuple(f"data_batch_{k}" for k in range(1, 6)),
+                 **{f"data_batch_{k}": (f"data_batch_{k}",) for k in range(1, 6)}}
+# The only globals a CIFAR batch pickle needs: numpy's array reconstruction.
+_PICKLE_ALLOWED = {("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
+                   ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only numpy's array-reconstruction globals: a batch file cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _PICKLE_ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch file")
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: str | os.PathLike) -> dict:
+    """Load one CIFAR python batch (a pickled dict) with the restricted unpickler; keys are str."""
+    with open(path, "rb") as fh:
+        raw = _RestrictedUnpickler(fh, encoding="bytes").load()
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} is not a CIFAR batch (a pickled dict), got {type(raw).__name__}")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+
+
+def _cifar_dir(root) -> Path | None:
+    base = data_root(root)
+    for layout in _CIFAR_LAYOUTS:
+        if (base / layout).is_dir():
+            return base / layout
+    return None
+
+
+def _download_cifar(root) -> Path:
+    if os.environ.get("RMT_REQUIRE_DATA"):
+        raise FileNotFoundError(f"no {_CIFAR_DIR}/ under {data_root(root)} (looked for {', '.join(_CIFAR_LAYOUTS)}) "
+                                f"and RMT_REQUIRE_DATA is set (no download)")
+    base = data_root(root)
+    archive = download(_CIFAR_URL, base / "cifar-10-python.tar.gz", _CIFAR_MD5)
+    with tarfile.open(archive, "r:gz") as tar:
+        members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(_CIFAR_DIR + "/")
+                   and "/" not in m.name[len(_CIFAR_DIR) + 1:] and ".." not in m.name]
+        tar.extractall(base, members=members)
+    return base / _CIFAR_DIR
+
+
+def load_cifar10(split: str = "test", root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 from the standard python batches: (images uint8 (n, 3, 32, 32), labels int64 (n,)).
+
+    ``split`` is "test", "train" (data_batch_1..5, all required) or one "data_batch_k". The folder
+    ``cifar-10-batches-py`` is looked for under ``root`` (default ``$RMT_DATA_DIR``, else
+    ``~/.cache/rmt-pruning/data``), also as ``cifar10-jpeg/cifar-10-batches-py`` (the shared
+    JPEG-decoded copy); if absent it is downloaded (MD5-checked), unless ``$RMT_REQUIRE_DATA`` is
+    set. Batches are read with a restricted unpickler (numpy arrays only, no arbitrary code).
+    """
+    if split not in _CIFAR_SPLITS:
+        raise ValueError(f"split must be one of {sorted(_CIFAR_SPLITS)}, got {split!r}")
+    folder = _cifar_dir(root) or _download_cifar(root)
+    missing = [b for b in _CIFAR_SPLITS[split] if not (folder / b).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} lacks {missing} needed for split {split!r}")
+    images, labels = [], []
+    for name in _CIFAR_SPLITS[split]:
+        batch = read_cifar_batch(folder / name)
+        data = np.asarray(batch["data"], dtype=np.uint8)
+        lab = np.asarray(batch["labels"], dtype=np.int64)
+        if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != lab.shape[0]:
+            raise ValueError(f"{folder / name}: expected data (n, 3072) and n labels, got {data.shape}, {lab.shape}")
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.append(lab)
+    labels = np.concatenate(labels)
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"CIFAR-10 labels must lie in 0..9, got {labels.min()}..{labels.max()}")
+    return np.concatenate(images), labels
+
+
+def cifar10_label_names(root: str | os.PathLike | None = None) -> list[str]:
+    """The ten class names from ``batches.meta``."""
+    folder = _cifar_dir(root) or _download_cifar(root)
+    return [n.decode() if isinstance(n, bytes) else n for n in read_cifar_batch(folder / "batches.meta")["label_names"]]
