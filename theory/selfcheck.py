@@ -47,9 +47,6 @@ def make_record(name: str, statement: str, bound: float, measured: float, trials
                        details, regime)
 
 
-_record = make_record
-
-
 # --------------------------------------------------------------------------- Tracy-Widom
 def tw_cdf_accuracy(quick: bool = True, seed: int | None = None) -> CheckRecord:
     from .tracy_widom import TracyWidom
@@ -61,7 +58,7 @@ def tw_cdf_accuracy(quick: bool = True, seed: int | None = None) -> CheckRecord:
         got = tw.cdf(np.array(pts))
         ref = tw.cdf(np.array(pts), dps=32)
         err = max(err, max(abs(float(g - r)) for g, r in zip(got, ref)))
-    return _record("tw_cdf_vs_mpmath", "TracyWidom(beta).cdf, beta in {1,2,4}: max absolute error against a "
+    return make_record("tw_cdf_vs_mpmath", "TracyWidom(beta).cdf, beta in {1,2,4}: max absolute error against a "
                    "32-digit mpmath Fredholm determinant", 1e-12, err, len(pts) * 3, None,
                    f"points {pts}")
 
@@ -76,7 +73,7 @@ def tw_sf_accuracy(quick: bool = True, seed: int | None = None) -> CheckRecord:
         got = tw.sf(np.array(pts))
         ref = tw.sf(np.array(pts), dps=32)
         err = max(err, max(abs(float((g - r) / r)) for g, r in zip(got, ref)))
-    return _record("tw_sf_vs_mpmath", "TracyWidom(beta).sf (upper tail, used by spike p-values): max relative "
+    return make_record("tw_sf_vs_mpmath", "TracyWidom(beta).sf (upper tail, used by spike p-values): max relative "
                    "error against mpmath", 1e-9, err, len(pts) * 3, None, f"points {pts}")
 
 
@@ -89,7 +86,7 @@ def tw_moments(quick: bool = True, seed: int | None = None) -> CheckRecord:
     from .tracy_widom import TracyWidom
 
     err = max(max(abs(TracyWidom(b).mean() - m), abs(TracyWidom(b).var() - v)) for b, (m, v) in _TW_MOMENTS.items())
-    return _record("tw_moments", "TracyWidom mean and variance equal the published 12-13 digit values "
+    return make_record("tw_moments", "TracyWidom mean and variance equal the published 12-13 digit values "
                    "(Bornemann 2010)", 2e-12, err, 6, None)
 
 
@@ -107,7 +104,7 @@ def mp_cdf_accuracy(quick: bool = True, seed: int | None = None) -> CheckRecord:
         got = mp.cdf(x)
         ref = np.array([float(v) for v in mp.cdf(x, dps=30)])
         worst = max(worst, float(np.max(np.abs(got - ref))))
-    return _record("mp_cdf_vs_mpmath", "MarchenkoPastur.cdf (closed form) against mpmath quadrature of the "
+    return make_record("mp_cdf_vs_mpmath", "MarchenkoPastur.cdf (closed form) against mpmath quadrature of the "
                    "density: max absolute error (ratios 0.25, 1, 3)", 1e-14, worst, 3 * (npts + 6), None)
 
 
@@ -123,7 +120,7 @@ def mp_ppf_roundtrip(quick: bool = True, seed: int | None = 0) -> CheckRecord:
         x = mp.ppf(q)
         times.append(time.perf_counter() - t0)
         worst = max(worst, float(np.max(np.abs(mp.cdf(x) - q))))
-    return _record("mp_ppf_roundtrip", "MarchenkoPastur.ppf on 1e5 random levels (one vectorised call): "
+    return make_record("mp_ppf_roundtrip", "MarchenkoPastur.ppf on 1e5 random levels (one vectorised call): "
                    "max |cdf(ppf(q)) - q|", 8 * EPS, worst, q.size, seed,
                    f"time per 1e5 quantiles: {max(times):.3f} s")
 
@@ -145,7 +142,7 @@ def bema_sigma2(quick: bool = True, seed: int | None = 0) -> CheckRecord:
             W *= np.sqrt(sigma2)
             fit = bema(esd(W), p=min(N, M), n=max(N, M))
             worst = max(worst, abs(fit.sigma2 / sigma2 - 1.0))
-    return _record("bema_sigma2_recovery", "bema recovers the noise variance of pure-noise 1000x1000 and "
+    return make_record("bema_sigma2_recovery", "bema recovers the noise variance of pure-noise 1000x1000 and "
                    "500x2000 matrices (Gaussian, Rademacher): max relative error", 0.01, worst, 4, seed)
 
 
@@ -163,7 +160,7 @@ def bema_false_spikes(quick: bool = True, seed: int | None = 0) -> CheckRecord:
     # an excess of 0.048; it shrinks with n (0.137 at 400x800). Allowance = excess + 3 s.e.
     allowance = 0.048 + 3 * 0.0025
     tol = 4 * np.sqrt(beta * (1 - beta) / trials) + allowance
-    return _record("bema_false_spike_rate", f"on pure noise ({p}x{n}) bema finds a spike with probability close to "
+    return make_record("bema_false_spike_rate", f"on pure noise ({p}x{n}) bema finds a spike with probability close to "
                    f"beta = {beta}: |rate - beta| <= binomial 4-sigma + the measured finite-size excess "
                    f"{allowance:.3f}", tol, abs(rate - beta), trials, seed, f"rate {rate:.3f}")
 
@@ -180,28 +177,8 @@ def edge_pvalue_uniform(quick: bool = True, seed: int | None = 0) -> CheckRecord
     k = np.arange(1, trials + 1)
     ks = max(np.max(k / trials - u), np.max(u - (k - 1) / trials))
     dkw = np.sqrt(np.log(2 / 1e-3) / (2 * trials))
-    return _record("edge_pvalue_null_uniform", "Johnstone-scaled TW1 p-values of the largest eigenvalue of null "
+    return make_record("edge_pvalue_null_uniform", "Johnstone-scaled TW1 p-values of the largest eigenvalue of null "
                    f"{p}x{n} Gaussian matrices are uniform: KS distance (DKW bound, delta=1e-3)", dkw, ks, trials, seed)
-
-
-def bbp_outlier(quick: bool = True, seed: int | None = 0) -> CheckRecord:
-    from .spectrum import esd
-    from .spiked import outlier_singular_value
-
-    rng = np.random.default_rng(seed)
-    N, M, theta, trials = (400, 800, 1.5, 4) if quick else (1000, 2000, 1.5, 16)
-    c = N / M
-    tops = []
-    for _ in range(trials):
-        u, v = rng.standard_normal(N), rng.standard_normal(M)
-        W = rng.standard_normal((N, M)) / np.sqrt(M) + theta * np.outer(u / np.linalg.norm(u), v / np.linalg.norm(v))
-        tops.append(np.sqrt(esd(W)[-1] * M))
-    tops = np.array(tops)
-    pred = outlier_singular_value(theta, c)
-    tol = 4 * tops.std(ddof=1) / np.sqrt(trials) + 3.0 / M  # sampling + O(1/n) finite-size bias
-    return _record("bbp_outlier_location", f"outlier singular value of theta u v^T + noise ({N}x{M}, theta={theta}) "
-                   "matches Benaych-Georges-Nadakuditi: |mean - prediction|", tol, abs(tops.mean() - pred), trials,
-                   seed, f"predicted {pred:.4f}, simulated {tops.mean():.4f}")
 
 
 def esd_vs_svd(quick: bool = True, seed: int | None = 0) -> CheckRecord:
@@ -216,14 +193,14 @@ def esd_vs_svd(quick: bool = True, seed: int | None = 0) -> CheckRecord:
     t2 = time.perf_counter()
     ref = np.sort(s**2 / 3072)
     err = float(np.max(np.abs(lam - ref) / ref.max()))
-    return _record("esd_vs_svd", "esd(W) (eigenvalues of the smaller Gram matrix) equals s^2/n from a full SVD, "
+    return make_record("esd_vs_svd", "esd(W) (eigenvalues of the smaller Gram matrix) equals s^2/n from a full SVD, "
                    "768x3072: max error relative to the largest eigenvalue", 1e-12, err, 1, seed,
                    f"esd {1e3 * (t1 - t0):.0f} ms vs SVD {1e3 * (t2 - t1):.0f} ms")
 
 
 CORE_CHECKS: tuple[Callable[..., CheckRecord], ...] = (
     tw_cdf_accuracy, tw_sf_accuracy, tw_moments, mp_cdf_accuracy, mp_ppf_roundtrip,
-    bema_sigma2, bema_false_spikes, edge_pvalue_uniform, bbp_outlier, esd_vs_svd,
+    bema_sigma2, bema_false_spikes, edge_pvalue_uniform, esd_vs_svd,
 )
 
 
