@@ -1,1 +1,17 @@
-"""prune package (filled in by later issues)."""
+"""prune: everything that touches an ``nn.Module`` (DESIGN.md).
+
+Per-layer spectral analysis (``analysis``), the weight-matrix views and factorised layers (``layers``),
+SVD truncation at the BEMA edge and its baselines (``svd``), honest parameter counts (``params``),
+dataset loaders (``data``).
+"""
+from .analysis import LayerRow, LayerTable, analyze
+from .layers import FactorizedConv2d, FactorizedLinear, prunable_layers, weight_matrix
+from .params import count_nonzero, count_parameters
+from .svd import LayerCut, energy_truncate, mp_truncate, rank_truncate, svd_truncate
+
+__all__ = [
+    "analyze", "LayerTable", "LayerRow",
+    "FactorizedLinear", "FactorizedConv2d", "prunable_layers", "weight_matrix",
+    "count_parameters", "count_nonzero",
+    "mp_truncate", "rank_truncate", "energy_truncate", "svd_truncate", "LayerCut",
+]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rmt.cli import _format_table
+from rmt.commands.verify import _format_table
 from theory.selfcheck import make_record
 
 KEYS = {"name", "statement", "bound", "measured", "held", "trials", "seed", "regime"}

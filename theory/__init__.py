@@ -7,7 +7,7 @@ from .bema import BemaFit, bema, bema_window, tw_quantile
 from .edge import EdgeScaling, edge_scaling, spike_pvalue
 from .goodness_of_fit import mp_fit_error
 from .marchenko_pastur import MarchenkoPastur
-from .spectrum import SpectrumReport, esd, fit_spectrum
+from .spectrum import SpectrumReport, esd, fit_eigenvalues, fit_spectrum
 from .spiked import (
     bbp_threshold,
     optimal_hard_threshold,
@@ -20,7 +20,7 @@ from .tracy_widom import TracyWidom
 
 __all__ = [
     "MarchenkoPastur", "TracyWidom", "bema", "BemaFit", "bema_window", "tw_quantile", "mp_fit_error",
-    "esd", "fit_spectrum", "SpectrumReport", "edge_scaling", "EdgeScaling", "spike_pvalue",
+    "esd", "fit_spectrum", "fit_eigenvalues", "SpectrumReport", "edge_scaling", "EdgeScaling", "spike_pvalue",
     "bbp_threshold", "outlier_singular_value", "singular_vector_overlaps", "signal_from_outlier",
     "optimal_hard_threshold", "optimal_shrinker_frobenius",
 ]

@@ -16,7 +16,7 @@ from ._validate import finite_array
 from .bema import BemaFit, bema
 from .goodness_of_fit import mp_fit_error
 
-__all__ = ["esd", "fit_spectrum", "SpectrumReport"]
+__all__ = ["esd", "fit_spectrum", "fit_eigenvalues", "SpectrumReport"]
 
 
 def _is_torch(W) -> bool:
@@ -165,9 +165,17 @@ def fit_spectrum(W, alpha: float = 0.2, beta: float = 0.1) -> SpectrumReport:
     lam = esd(W)
     if _is_torch(lam):
         lam = lam.cpu().numpy()
-    lam = np.array(lam, dtype=np.float64)
+    return fit_eigenvalues(lam, p=min(shape), n=max(shape), alpha=alpha, beta=beta)
+
+
+def fit_eigenvalues(eigenvalues, p: int, n: int, alpha: float = 0.2, beta: float = 0.1) -> SpectrumReport:
+    r""":func:`fit_spectrum` on an already computed spectrum (the p values :math:`s_i^2 / n`, any order).
+
+    Lets a caller that has the singular values anyway (for instance to truncate the matrix) reuse
+    them instead of computing the spectrum twice. Same result and errors as :func:`fit_spectrum`.
+    """
+    lam = np.sort(np.array(eigenvalues, dtype=np.float64).ravel())
     lam.setflags(write=False)
-    p, n = min(shape), max(shape)
     fit = bema(lam, p=p, n=n, alpha=alpha, beta=beta)
     mu = mp_fit_error(lam, p=p, n=n, sigma2=fit.sigma2, alpha=alpha, window="central")
     return SpectrumReport(

@@ -1,0 +1,281 @@
+r"""SVD truncation of the layers of a model: at the BEMA edge (MP pruning), at a fixed rank, or by energy.
+
+For each prunable layer (``prune.layers``) with matrix W = U S V^T of shape (N, M):
+
+* **MP truncation** (seed paper 1, Algorithm 1; papers.md 1.2): fit the spectrum
+  :math:`\lambda_i = s_i^2 / n` with BEMA, edge :math:`s_+ = \sqrt{n \lambda_+}`, MP-fit error mu; if
+  ``fit_cutoff`` is given and :math:`\mu \ge` ``fit_cutoff`` the layer is left alone; otherwise keep the
+  :math:`k_{sig} = \#\{s_i > s_+\}` signal values plus :math:`\lfloor f\, k_{bulk} \rfloor` of the
+  :math:`k_{bulk} = r - k_{sig}` bulk ones (the largest), r the layer's current rank and f = ``bulk_keep``
+  (the training schedule's f(epoch)).
+* **fixed rank**: keep min(k, r) values; **energy**: the smallest k with
+  :math:`\sum_{i\le k} s_i^2 \ge e \sum_i s_i^2`.
+
+The truncated matrix :math:`U_k S_k V_k^T` is stored as two thin layers when k (N + M) < N M
+(:class:`prune.layers.FactorizedLinear` / ``FactorizedConv2d``), otherwise recomposed into a dense layer.
+One SVD per layer serves both the spectrum fit and the truncation; a factorised layer's SVD comes
+from QR factorisations of its two factors (cost O((N + M) k^2), not O(N M p)).
+
+The seed code counts one value too many as signal (``lt = i - 1``, papers.md 1.2); here
+:math:`k_{sig}` is exactly BEMA's spike count, pinned by a test.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from theory import SpectrumReport, fit_eigenvalues
+
+from .layers import (
+    FactorizedConv2d,
+    FactorizedLinear,
+    factorization_saves,
+    from_factors,
+    matrix_shape,
+    prunable_layers,
+    set_submodule,
+    stored_parameters,
+    with_matrix,
+)
+
+__all__ = [
+    "LayerCut",
+    "layer_svd",
+    "mp_keep_rank",
+    "truncate_layer",
+    "svd_truncate",
+    "mp_truncate",
+    "rank_truncate",
+    "energy_truncate",
+]
+
+
+@dataclass
+class LayerCut:
+    """What a truncation did to one layer (one row of the report)."""
+
+    name: str
+    kind: str
+    N: int
+    M: int
+    rank_before: int
+    rank_after: int
+    params_before: int
+    params_after: int
+    action: str  # "factorized", "recomposed", "unchanged" (nothing to cut), "misfit" (MP fit above cutoff)
+    sv_edge: float = math.nan
+    n_spikes: int = -1
+    bulk_fraction: float = math.nan
+    mp_fit_error: float = math.nan
+    rel_error: float = 0.0  # ||W - W_k||_F / ||W||_F
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LayerSVD:
+    """Thin SVD of a layer's matrix: W = U diag(s) Vh, s descending, only the layer's current rank r values."""
+
+    U: torch.Tensor
+    s: torch.Tensor
+    Vh: torch.Tensor
+    N: int
+    M: int
+
+    @property
+    def rank(self) -> int:
+        return int(self.s.numel())
+
+    def eigenvalues(self) -> np.ndarray:
+        """The p = min(N, M) values s_i^2 / n, padded with zeros beyond the current rank."""
+        p, n = min(self.N, self.M), max(self.N, self.M)
+        lam = np.zeros(p)
+        s = self.s.detach().cpu().double().numpy()
+        lam[: s.size] = s**2 / n
+        return lam
+
+
+def layer_svd(module: nn.Module) -> LayerSVD:
+    """Thin SVD (float64) of a prunable layer's matrix; through QR of the factors for factorised layers."""
+    N, M = matrix_shape(module)
+    with torch.no_grad():
+        if isinstance(module, (FactorizedLinear, FactorizedConv2d)):
+            L = module.second.weight.reshape(N, -1).double()
+            R = module.first.weight.reshape(module.rank, -1).double()
+            Q1, R1 = torch.linalg.qr(L)
+            Q2, R2 = torch.linalg.qr(R.T)
+            u, s, vh = torch.linalg.svd(R1 @ R2.T)
+            U, Vh = Q1 @ u, (Q2 @ vh.T).T
+        else:
+            W = (module.weight.reshape(N, M) if isinstance(module, nn.Conv2d) else module.weight).double()
+            U, s, Vh = torch.linalg.svd(W, full_matrices=False)
+    if not bool(torch.isfinite(s).all()):
+        raise ValueError(f"layer matrix contains NaN or Inf (shape {N} x {M})")
+    return LayerSVD(U=U, s=s, Vh=Vh, N=N, M=M)
+
+
+def mp_keep_rank(report: SpectrumReport, rank: int, bulk_keep: float) -> int:
+    r"""Seed paper 1's kept rank: :math:`k_{sig} + \lfloor f (r - k_{sig}) \rfloor`, f = ``bulk_keep``.
+
+    ``k_sig`` is ``report.n_spikes`` (values strictly above the edge), capped at the current rank r.
+    """
+    if not 0.0 <= bulk_keep <= 1.0:
+        raise ValueError(f"bulk_keep must lie in [0, 1], got {bulk_keep}")
+    k_sig = min(report.n_spikes, rank)
+    return k_sig + int(math.floor(bulk_keep * (rank - k_sig)))
+
+
+def truncate_layer(module: nn.Module, svd: LayerSVD, rank: int, factorize: str = "auto") -> nn.Module:
+    """A new layer holding the rank-``rank`` truncation of ``module`` (``module`` itself is not changed).
+
+    factorize : "auto" (two thin layers when that stores fewer numbers), "always" or "never".
+    """
+    if factorize not in ("auto", "always", "never"):
+        raise ValueError(f'factorize must be "auto", "always" or "never", got {factorize!r}')
+    if not 1 <= rank <= svd.rank:
+        raise ValueError(f"rank must lie in [1, {svd.rank}], got {rank}")
+    U, s, Vh = svd.U[:, :rank], svd.s[:rank], svd.Vh[:rank]
+    dtype = (module.second.weight if hasattr(module, "second") else module.weight).dtype
+    split = factorize == "always" or (factorize == "auto" and factorization_saves((svd.N, svd.M), rank))
+    if split:
+        r = s.sqrt()
+        return from_factors(module, (U * r).to(dtype), (r[:, None] * Vh).to(dtype))
+    return with_matrix(module, ((U * s) @ Vh).to(dtype))
+
+
+RankRule = Callable[[str, nn.Module, LayerSVD], "tuple[int, dict]"]
+
+
+def svd_truncate(model: nn.Module, rule: RankRule, *, layers: Iterable[str] | None = None, inplace: bool = False,
+                 factorize: str = "auto", min_rank: int = 1, progress: bool = False) -> tuple[nn.Module, list[LayerCut]]:
+    """Apply a rank rule to every prunable layer (or the named ``layers``); return (model, per-layer report).
+
+    ``rule(name, module, svd)`` returns the rank to keep and a dict of extra report fields; a rank
+    >= the layer's current rank leaves the layer unchanged, ``None`` marks it "misfit" (left alone).
+    The kept rank is never below ``min_rank`` (seed paper 1 floors it at the number of classes).
+
+    ``model`` is deep-copied first unless ``inplace=True``.
+    """
+    if min_rank < 1:
+        raise ValueError(f"min_rank must be >= 1, got {min_rank}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    target = model if inplace else copy.deepcopy(model)
+    found = prunable_layers(target)
+    if not found:
+        raise ValueError(f"model ({type(model).__name__}) has no nn.Linear or nn.Conv2d layer to truncate")
+    if layers is not None:
+        wanted = list(layers)
+        names = {n for n, _ in found}
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            raise ValueError(f"layers names no prunable layer: {missing}; prunable layers are {sorted(names)}")
+        found = [(n, m) for n, m in found if n in set(wanted)]
+    iterator = found
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(found, desc="truncating", unit="layer")
+    cuts: list[LayerCut] = []
+    for name, module in iterator:
+        svd = layer_svd(module)
+        rank, extra = rule(name, module, svd)
+        before = stored_parameters(module)
+        kind = type(module).__name__
+        common = dict(name=name, kind=kind, N=svd.N, M=svd.M, rank_before=svd.rank, params_before=before, **extra)
+        if rank is None:
+            cuts.append(LayerCut(rank_after=svd.rank, params_after=before, action="misfit", **common))
+            continue
+        rank = max(min_rank, int(rank))
+        if rank >= svd.rank:
+            cuts.append(LayerCut(rank_after=svd.rank, params_after=before, action="unchanged", **common))
+            continue
+        new = truncate_layer(module, svd, rank, factorize=factorize)
+        set_submodule(target, name, new)
+        total = float((svd.s**2).sum())
+        rel = math.sqrt(float((svd.s[rank:] ** 2).sum()) / total) if total > 0 else 0.0
+        action = "factorized" if isinstance(new, (FactorizedLinear, FactorizedConv2d)) else "recomposed"
+        cuts.append(LayerCut(rank_after=rank, params_after=stored_parameters(new), action=action, rel_error=rel,
+                             **common))
+    return target, cuts
+
+
+def _spectrum_fields(rep: SpectrumReport) -> dict:
+    return dict(sv_edge=rep.sv_edge, n_spikes=rep.n_spikes, bulk_fraction=rep.bulk_fraction,
+                mp_fit_error=rep.mp_fit_error)
+
+
+def mp_truncate(model: nn.Module, *, bulk_keep: float = 0.0, alpha: float = 0.25, beta: float = 0.1,
+                fit_cutoff: float | None = None, **kwargs) -> tuple[nn.Module, list[LayerCut]]:
+    r"""MP-SVD truncation at the BEMA edge (seed paper 1, Algorithm 1).
+
+    Keeps :math:`k_{sig} + \lfloor f (r - k_{sig}) \rfloor` singular values per layer
+    (:func:`mp_keep_rank`), f = ``bulk_keep``; layers whose MP-fit error is ``>= fit_cutoff`` are left
+    alone (``fit_cutoff=None`` accepts every layer, like the seed code's cutoff 1).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any module; its Linear / Conv2d / factorised layers are truncated.
+    bulk_keep : float in [0, 1]
+        Fraction of the bulk (sub-edge) singular values kept, the largest first.
+    alpha, beta : float
+        BEMA trimming and Tracy-Widom level (papers.md 1.3 uses alpha 0.25, beta 0.1).
+    fit_cutoff : float or None
+        MP-fit error cutoff (papers.md 0.3).
+    **kwargs
+        ``layers``, ``inplace``, ``factorize``, ``min_rank``, ``progress`` of :func:`svd_truncate`.
+
+    Returns
+    -------
+    (nn.Module, list[LayerCut])
+        The truncated model (a copy unless ``inplace``) and one report row per layer.
+    """
+    if not 0.0 <= bulk_keep <= 1.0:
+        raise ValueError(f"bulk_keep must lie in [0, 1], got {bulk_keep}")
+    if fit_cutoff is not None and not fit_cutoff > 0:
+        raise ValueError(f"fit_cutoff must be > 0 or None, got {fit_cutoff}")
+
+    def rule(name, module, svd):
+        p, n = min(svd.N, svd.M), max(svd.N, svd.M)
+        try:
+            rep = fit_eigenvalues(svd.eigenvalues(), p=p, n=n, alpha=alpha, beta=beta)
+        except ValueError:
+            if svd.rank >= p:
+                raise
+            # A layer already cut below alpha p has (numerically) no bulk left in BEMA's window:
+            # nothing to fit, so it is left as it is.
+            return None, {}
+        extra = _spectrum_fields(rep)
+        if fit_cutoff is not None and rep.mp_fit_error >= fit_cutoff:
+            return None, extra
+        return mp_keep_rank(rep, svd.rank, bulk_keep), extra
+
+    return svd_truncate(model, rule, **kwargs)
+
+
+def rank_truncate(model: nn.Module, rank: int, **kwargs) -> tuple[nn.Module, list[LayerCut]]:
+    """Truncate every layer at the fixed rank min(``rank``, current rank) (baseline)."""
+    if not isinstance(rank, (int, np.integer)) or isinstance(rank, bool) or rank < 1:
+        raise ValueError(f"rank must be an integer >= 1, got {rank!r}")
+    return svd_truncate(model, lambda name, module, svd: (int(rank), {}), **kwargs)
+
+
+def energy_truncate(model: nn.Module, energy: float = 0.9, **kwargs) -> tuple[nn.Module, list[LayerCut]]:
+    r"""Keep per layer the smallest k with :math:`\sum_{i \le k} s_i^2 \ge` ``energy`` :math:`\sum_i s_i^2` (baseline)."""
+    if not 0.0 < energy <= 1.0:
+        raise ValueError(f"energy must lie in (0, 1], got {energy}")
+
+    def rule(name, module, svd):
+        e = torch.cumsum(svd.s**2, 0)
+        k = int(torch.searchsorted(e, energy * e[-1] * (1 - 1e-12)).item()) + 1
+        return min(k, svd.rank), {}
+
+    return svd_truncate(model, rule, **kwargs)
