@@ -1,0 +1,270 @@
+"""Tests for prune.sparsify: masks, magnitude pruning, frozen masks, algorithms C and D, the cycle driver."""
+import copy
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from prune.layers import FactorizedConv2d, FactorizedLinear, from_factors
+from prune.params import count_nonzero, count_parameters
+from prune.sparsify import (
+    apply_masks,
+    freeze_masks,
+    global_sparsity,
+    magnitude_prune,
+    masks_from_model,
+    prunable_weights,
+    sparsity_report,
+)
+
+
+class QKVBlock(nn.Module):
+    """An HF-like attention block with a fused qkv Linear (3d x d) and an output projection."""
+
+    def __init__(self, d: int = 24) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        a = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)
+        return self.proj(a @ v)
+
+
+class ConvNet(nn.Module):
+    def __init__(self, factorized: bool = False) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+        conv2 = nn.Conv2d(16, 24, 3, padding=1)
+        fc = nn.Linear(24 * 4 * 4, 40)
+        if factorized:
+            conv2 = from_factors(conv2, torch.randn(24, 6, generator=g) * 0.3, torch.randn(6, 144, generator=g) * 0.1)
+            fc = from_factors(fc, torch.randn(40, 8, generator=g) * 0.2, torch.randn(8, 384, generator=g) * 0.1)
+        self.conv2 = conv2
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.fc = fc
+        self.head = nn.Linear(40, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv1(x))
+        x = self.pool(torch.relu(self.conv2(x))).flatten(1)
+        return self.head(torch.relu(self.fc(x)))
+
+
+def attention_model():
+    return nn.Sequential(QKVBlock(24), nn.Flatten(), nn.Linear(24 * 5, 10))
+
+
+MODELS = {
+    "conv": (lambda: ConvNet(False), lambda g: torch.randn(4, 3, 8, 8, generator=g)),
+    "factorized": (lambda: ConvNet(True), lambda g: torch.randn(4, 3, 8, 8, generator=g)),
+    "qkv": (attention_model, lambda g: torch.randn(4, 5, 24, generator=g)),
+}
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same_state(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_magnitude_prune_exact_count_and_not_in_place(kind, scope):
+    torch.manual_seed(0)
+    model = MODELS[kind][0]()
+    before = _state(model)
+    pruned, masks = magnitude_prune(model, amount=0.6, scope=scope)
+    assert _same_state(before, _state(model)), "original model changed"
+    items = prunable_weights(pruned)
+    assert set(masks) == {n for n, _, _ in items}
+    if kind == "factorized":
+        assert "conv2.first.weight" in masks and "fc.second.weight" in masks
+    total = sum(p.numel() for _, _, p in items)
+    zeros = sum(int((p == 0).sum()) for _, _, p in items)
+    if scope == "global":
+        assert zeros == round(0.6 * total)
+    else:
+        for name, _, p in items:
+            assert int((p == 0).sum()) == round(0.6 * p.numel()), name
+    # masks agree with the zeros, and the kept entries are unchanged
+    for name, _, p in items:
+        assert torch.equal(masks[name], p != 0)
+    params = dict(model.named_parameters())
+    for name, _, p in items:
+        assert torch.equal(p[masks[name]], params[name][masks[name]])
+    # biases untouched
+    assert count_nonzero(model) - count_nonzero(pruned) == zeros
+
+
+def test_global_prunes_smallest_magnitudes():
+    torch.manual_seed(3)
+    model = ConvNet()
+    pruned, masks = magnitude_prune(model, amount=0.3)
+    kept = torch.cat([p[masks[n]].abs().flatten() for n, _, p in prunable_weights(pruned)])
+    dropped = torch.cat([p[~masks[n]].abs().flatten() for n, _, p in prunable_weights(model)])
+    assert kept.min() >= dropped.max()
+
+
+def test_threshold_and_layers_selection():
+    torch.manual_seed(0)
+    model = ConvNet()
+    pruned, masks = magnitude_prune(model, threshold=0.05, layers=["fc"])
+    assert set(masks) == {"fc.weight"}
+    assert torch.equal(masks["fc.weight"], model.fc.weight.abs() >= 0.05)
+    assert torch.equal(pruned.conv1.weight, model.conv1.weight)
+    assert bool((pruned.fc.weight[~masks["fc.weight"]] == 0).all())
+
+
+@given(amount=st.floats(0.0, 1.0))
+def test_amount_is_reached_exactly(amount):
+    model = nn.Linear(13, 7)
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(7, 13, generator=torch.Generator().manual_seed(5)))
+    pruned, _ = magnitude_prune(model, amount=amount)
+    assert int((pruned.weight == 0).sum()) == round(amount * 91)
+    assert global_sparsity(pruned) == pytest.approx(round(amount * 91) / 91)
+
+
+def test_inplace_changes_model():
+    model = ConvNet()
+    out, _ = magnitude_prune(model, amount=0.5, inplace=True)
+    assert out is model and global_sparsity(model) == pytest.approx(0.5, abs=1e-3)
+
+
+@pytest.mark.parametrize("kwargs,exc", [
+    (dict(), ValueError),
+    (dict(amount=0.5, threshold=0.1), ValueError),
+    (dict(amount=1.5), ValueError),
+    (dict(amount=-0.1), ValueError),
+    (dict(amount=True), ValueError),
+    (dict(threshold=-1.0), ValueError),
+    (dict(threshold=float("nan")), ValueError),
+    (dict(amount=0.5, scope="row"), ValueError),
+    (dict(amount=0.5, layers=["nope"]), ValueError),
+    (dict(amount=0.5, layers="fc"), TypeError),
+])
+def test_magnitude_prune_bad_input(kwargs, exc):
+    with pytest.raises(exc):
+        magnitude_prune(ConvNet(), **kwargs)
+
+
+def test_bad_model_and_nan():
+    with pytest.raises(TypeError, match="model"):
+        magnitude_prune("not a model", amount=0.5)
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        magnitude_prune(nn.Sequential(nn.ReLU()), amount=0.5)
+    m = nn.Linear(4, 4)
+    with torch.no_grad():
+        m.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        magnitude_prune(m, amount=0.5)
+
+
+def test_apply_masks_and_masks_from_model():
+    torch.manual_seed(0)
+    model = ConvNet(True)
+    pruned, masks = magnitude_prune(model, amount=0.4)
+    again = apply_masks(model, masks)
+    assert _same_state(_state(again), _state(pruned))
+    assert global_sparsity(model) == 0.0  # not in place
+    got = masks_from_model(pruned)
+    assert set(got) == set(masks) and all(torch.equal(got[k], masks[k]) for k in got)
+    with pytest.raises(ValueError, match="not a parameter"):
+        apply_masks(model, {"nope.weight": masks["conv1.weight"]})
+    with pytest.raises(ValueError, match="shape"):
+        apply_masks(model, {"conv1.weight": masks["head.weight"]})
+    with pytest.raises(TypeError, match="bool"):
+        apply_masks(model, {"conv1.weight": masks["conv1.weight"].float()})
+    with pytest.raises(TypeError, match="dict"):
+        apply_masks(model, [1, 2])
+
+
+@pytest.mark.parametrize("opt_name", ["sgd_momentum_wd", "adamw", "adam_l2"])
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_frozen_masks_survive_momentum_and_weight_decay(opt_name, kind):
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    build, data = MODELS[kind]
+    model = build()
+    make = {
+        "sgd_momentum_wd": lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9, weight_decay=1e-2),
+        "adamw": lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.1),
+        "adam_l2": lambda ps: torch.optim.Adam(ps, lr=1e-3, weight_decay=0.1),
+    }[opt_name]
+    opt = make(model.parameters())
+    # fill the momentum / Adam moments before masking, so a plain re-zero-free scheme would drift
+    for _ in range(3):
+        opt.zero_grad()
+        model(data(g)).pow(2).mean().backward()
+        opt.step()
+    _, masks = magnitude_prune(model, amount=0.5, inplace=True)
+    frozen = freeze_masks(model, masks, optimizer=opt)
+    for _ in range(4):
+        opt.zero_grad()
+        model(data(g)).pow(2).mean().backward()
+        for name, p in model.named_parameters():
+            if name in masks:
+                assert bool((p.grad[~masks[name]] == 0).all()), "gradient reaches a masked weight"
+        opt.step()
+        for name, p in model.named_parameters():
+            if name in masks:
+                assert bool((p[~masks[name]] == 0).all())
+    live = sum(int(masks[n].sum()) for n in masks)
+    assert sum(int(torch.count_nonzero(p)) for n, p in model.named_parameters() if n in masks) == live
+    frozen.remove()
+    opt.zero_grad()
+    model(data(g)).pow(2).mean().backward()
+    opt.step()
+    # removed: masked weights move again
+    assert any(bool((p[~masks[n]] != 0).any()) for n, p in model.named_parameters() if n in masks)
+
+
+def test_frozen_masks_without_optimizer_and_context_manager():
+    torch.manual_seed(0)
+    model = nn.Linear(10, 5)
+    _, masks = magnitude_prune(model, amount=0.5, inplace=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with freeze_masks(model, masks) as fz:
+        for _ in range(3):
+            opt.zero_grad()
+            model(torch.randn(3, 10)).sum().backward()
+            opt.step()
+            fz.reapply()
+            assert bool((model.weight[~masks["weight"]] == 0).all())
+    with pytest.raises(TypeError, match="optimizer"):
+        freeze_masks(model, masks, optimizer="sgd")
+
+
+def test_pruned_model_saves_and_reloads(tmp_path):
+    torch.manual_seed(0)
+    model = attention_model()
+    pruned, _ = magnitude_prune(model, amount=0.7)
+    torch.save(pruned.state_dict(), tmp_path / "m.pt")
+    fresh = attention_model()
+    fresh.load_state_dict(torch.load(tmp_path / "m.pt"))
+    x = torch.randn(2, 5, 24)
+    assert torch.equal(fresh(x), pruned(x))
+    assert count_nonzero(fresh) == count_nonzero(pruned)
+
+
+def test_sparsity_report(tmp_path):
+    torch.manual_seed(0)
+    pruned, _ = magnitude_prune(ConvNet(True), amount=0.25)
+    rep = sparsity_report(pruned)
+    assert rep.numel == sum(r.numel for r in rep.rows)
+    assert rep.sparsity == pytest.approx(0.25, abs=1e-3)
+    assert rep.model_parameters == count_parameters(pruned)
+    assert rep.model_nonzero == count_nonzero(pruned)
+    kinds = {r.layer: r.kind for r in rep.rows}
+    assert kinds["conv2"] == "FactorizedConv2d" and kinds["fc"] == "FactorizedLinear"
+    rep.to_csv(tmp_path / "s.csv")
+    assert (tmp_path / "s.csv").read_text().count("\n") == len(rep.rows) + 1
+    assert "sparsity" in str(rep)
