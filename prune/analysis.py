@@ -14,8 +14,10 @@ Which matrices (``views``):
   its q, k and v blocks;
 * embeddings (``nn.Embedding``, and 2-D+ parameters whose name contains ``embed``, squeezed).
 
-A matrix too small for BEMA (fewer than 8 rows or columns) gets a row with ``note`` saying so and NaN
-fit fields, never a silent omission.
+A matrix too small for BEMA (fewer than 8 rows or columns), or one BEMA cannot fit (a zero central
+window: rank-deficient), gets a row with ``note`` saying so and NaN fit fields, never a silent
+omission. A factorised layer of rank k < p is fitted on its exact spectrum (p - k zeros, not the
+rounding noise of the product), and its ``note`` says so.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from theory import fit_spectrum
+from theory import fit_eigenvalues, fit_spectrum
 
 from .layers import FactorizedConv2d, FactorizedLinear, prunable_layers, weight_matrix
 
@@ -214,6 +216,10 @@ def analyze(model: nn.Module, alpha: float = 0.2, beta: float = 0.1, conv_view: 
     ValueError
         The model has no weight matrix to analyse, or a bad option.
     """
+    if not 0.0 < alpha < 0.5:
+        raise ValueError(f"alpha must lie in (0, 1/2), got {alpha}")
+    if not 0.0 < beta < 1.0:
+        raise ValueError(f"beta must lie in (0, 1), got {beta}")
     mats = layer_matrices(model, conv_view=conv_view, split_qkv=split_qkv, embeddings=embeddings)
     if not mats:
         raise ValueError(f"model ({type(model).__name__}) has no Linear, Conv2d, attention or embedding weight "
@@ -232,10 +238,30 @@ def analyze(model: nn.Module, alpha: float = 0.2, beta: float = 0.1, conv_view: 
             rows.append(LayerRow(name, kind, view, N, M, p, n, math.nan, math.nan, math.nan, -1, math.nan, math.nan,
                                  params, s_max, note=f"too small for BEMA (min dimension {p} < {MIN_DIM})"))
             continue
-        rep = fit_spectrum(W, alpha=alpha, beta=beta)
+        note = ""
+        try:
+            if kind.startswith("Factorized") and params // (N + M) < p:
+                # rank <= k = params / (N + M): the p - k smallest singular values of the product are
+                # rounding noise, which BEMA would fit as a bulk (calling rounding noise "spikes"); they are 0
+                k = params // (N + M)
+                lam = np.zeros(p)
+                lam[p - k:] = np.sort(torch.linalg.svdvals(W.double())[:k].cpu().numpy() ** 2 / n)
+                note = f"factorised at rank {k} < p: {p - k} zero eigenvalues"
+                rep = fit_eigenvalues(lam, p=p, n=n, alpha=alpha, beta=beta)
+            else:
+                rep = fit_spectrum(W, alpha=alpha, beta=beta)
+        except ValueError as err:
+            if not bool(torch.isfinite(W).all()):
+                raise
+            # finite, alpha and beta valid: BEMA's central window is zero (a rank-deficient matrix)
+            s_max = float(torch.linalg.matrix_norm(W.double(), ord=2))
+            rows.append(LayerRow(name, kind, view, N, M, p, n, math.nan, math.nan, math.nan, -1, math.nan, math.nan,
+                                 params, s_max, note=(note + "; " if note else "") + f"no MP fit: {err}"))
+            continue
         lam = rep.eigenvalues
         rows.append(LayerRow(name, kind, view, N, M, p, n, rep.sigma2, rep.lambda_plus, rep.sv_edge, rep.n_spikes,
-                             rep.bulk_fraction, rep.mp_fit_error, params, float(math.sqrt(max(lam[-1], 0.0) * n))))
+                             rep.bulk_fraction, rep.mp_fit_error, params, float(math.sqrt(max(lam[-1], 0.0) * n)),
+                             note=note))
         if keep_eigenvalues:
             eigs[f"{name}[{view}]"] = lam
     return LayerTable(rows, eigs)

@@ -68,12 +68,13 @@ class LayerCut:
     rank_after: int
     params_before: int
     params_after: int
-    action: str  # "factorized", "recomposed", "unchanged" (nothing to cut), "misfit" (MP fit above cutoff)
+    action: str  # "factorized", "recomposed", "unchanged" (nothing to cut), "misfit" (no acceptable MP fit)
     sv_edge: float = math.nan
     n_spikes: int = -1
     bulk_fraction: float = math.nan
     mp_fit_error: float = math.nan
     rel_error: float = 0.0  # ||W - W_k||_F / ||W||_F
+    note: str = ""  # why a layer was left alone ("misfit" without a fit: too small, no bulk)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -106,12 +107,18 @@ def layer_svd(module: nn.Module) -> LayerSVD:
     """Thin SVD (float64) of a prunable layer's matrix; through QR of the factors for factorised layers."""
     N, M = matrix_shape(module)
     with torch.no_grad():
-        if isinstance(module, (FactorizedLinear, FactorizedConv2d)):
+        # check before the SVD: LAPACK fails on NaN/Inf with a RuntimeError (torch's _LinAlgError)
+        factorised = isinstance(module, (FactorizedLinear, FactorizedConv2d))
+        for w in (module.first.weight, module.second.weight) if factorised else (module.weight,):
+            if not bool(torch.isfinite(w).all()):
+                raise ValueError(f"layer weight contains {int((~torch.isfinite(w)).sum())} NaN or Inf value(s) "
+                                 f"(matrix {N} x {M})")
+        if factorised:
             L = module.second.weight.reshape(N, -1).double()
             R = module.first.weight.reshape(module.rank, -1).double()
             Q1, R1 = torch.linalg.qr(L)
             Q2, R2 = torch.linalg.qr(R.T)
-            u, s, vh = torch.linalg.svd(R1 @ R2.T)
+            u, s, vh = torch.linalg.svd(R1 @ R2.T, full_matrices=False)
             U, Vh = Q1 @ u, (Q2 @ vh.T).T
         else:
             W = (module.weight.reshape(N, M) if isinstance(module, nn.Conv2d) else module.weight).double()
@@ -136,6 +143,7 @@ def truncate_layer(module: nn.Module, svd: LayerSVD, rank: int, factorize: str =
     """A new layer holding the rank-``rank`` truncation of ``module`` (``module`` itself is not changed).
 
     factorize : "auto" (two thin layers when that stores fewer numbers), "always" or "never".
+        Grouped convolutions (groups > 1) cannot be factorised: "auto" recomposes them, "always" raises.
     """
     if factorize not in ("auto", "always", "never"):
         raise ValueError(f'factorize must be "auto", "always" or "never", got {factorize!r}')
@@ -143,7 +151,9 @@ def truncate_layer(module: nn.Module, svd: LayerSVD, rank: int, factorize: str =
         raise ValueError(f"rank must lie in [1, {svd.rank}], got {rank}")
     U, s, Vh = svd.U[:, :rank], svd.s[:rank], svd.Vh[:rank]
     dtype = (module.second.weight if hasattr(module, "second") else module.weight).dtype
-    split = factorize == "always" or (factorize == "auto" and factorization_saves((svd.N, svd.M), rank))
+    grouped = isinstance(module, nn.Conv2d) and module.groups != 1
+    split = factorize == "always" or (factorize == "auto" and not grouped
+                                      and factorization_saves((svd.N, svd.M), rank))
     if split:
         r = s.sqrt()
         return from_factors(module, (U * r).to(dtype), (r[:, None] * Vh).to(dtype))
@@ -163,8 +173,10 @@ def svd_truncate(model: nn.Module, rule: RankRule, *, layers: Iterable[str] | No
 
     ``model`` is deep-copied first unless ``inplace=True``.
     """
-    if min_rank < 1:
-        raise ValueError(f"min_rank must be >= 1, got {min_rank}")
+    if not isinstance(min_rank, (int, np.integer)) or isinstance(min_rank, bool) or min_rank < 1:
+        raise ValueError(f"min_rank must be an integer >= 1, got {min_rank!r}")
+    if factorize not in ("auto", "always", "never"):
+        raise ValueError(f'factorize must be "auto", "always" or "never", got {factorize!r}')
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     target = model if inplace else copy.deepcopy(model)
@@ -172,7 +184,7 @@ def svd_truncate(model: nn.Module, rule: RankRule, *, layers: Iterable[str] | No
     if not found:
         raise ValueError(f"model ({type(model).__name__}) has no nn.Linear or nn.Conv2d layer to truncate")
     if layers is not None:
-        wanted = list(layers)
+        wanted = [layers] if isinstance(layers, str) else list(layers)  # one name or several
         names = {n for n, _ in found}
         missing = [n for n in wanted if n not in names]
         if missing:
@@ -185,7 +197,10 @@ def svd_truncate(model: nn.Module, rule: RankRule, *, layers: Iterable[str] | No
         iterator = tqdm(found, desc="truncating", unit="layer")
     cuts: list[LayerCut] = []
     for name, module in iterator:
-        svd = layer_svd(module)
+        try:
+            svd = layer_svd(module)
+        except ValueError as err:
+            raise ValueError(f"layer {name!r}: {err}") from err
         rank, extra = rule(name, module, svd)
         before = stored_parameters(module)
         kind = type(module).__name__
@@ -218,7 +233,9 @@ def mp_truncate(model: nn.Module, *, bulk_keep: float = 0.0, alpha: float = 0.25
 
     Keeps :math:`k_{sig} + \lfloor f (r - k_{sig}) \rfloor` singular values per layer
     (:func:`mp_keep_rank`), f = ``bulk_keep``; layers whose MP-fit error is ``>= fit_cutoff`` are left
-    alone (``fit_cutoff=None`` accepts every layer, like the seed code's cutoff 1).
+    alone (``fit_cutoff=None`` accepts every layer, like the seed code's cutoff 1), and so are layers
+    BEMA cannot fit (p too small for its window, or a zero central window, e.g. a layer already cut
+    below alpha p): all are reported ``action="misfit"``, the latter with a ``note``.
 
     Parameters
     ----------
@@ -242,17 +259,20 @@ def mp_truncate(model: nn.Module, *, bulk_keep: float = 0.0, alpha: float = 0.25
         raise ValueError(f"bulk_keep must lie in [0, 1], got {bulk_keep}")
     if fit_cutoff is not None and not fit_cutoff > 0:
         raise ValueError(f"fit_cutoff must be > 0 or None, got {fit_cutoff}")
+    if not 0.0 < alpha < 0.5:
+        raise ValueError(f"alpha must lie in (0, 1/2), got {alpha}")
+    if not 0.0 < beta < 1.0:
+        raise ValueError(f"beta must lie in (0, 1), got {beta}")
 
     def rule(name, module, svd):
         p, n = min(svd.N, svd.M), max(svd.N, svd.M)
         try:
             rep = fit_eigenvalues(svd.eigenvalues(), p=p, n=n, alpha=alpha, beta=beta)
-        except ValueError:
-            if svd.rank >= p:
-                raise
-            # A layer already cut below alpha p has (numerically) no bulk left in BEMA's window:
-            # nothing to fit, so it is left as it is.
-            return None, {}
+        except ValueError as err:
+            # No bulk to fit (alpha, beta and finiteness are checked already): p too small for BEMA's
+            # window, or the window's eigenvalues are zero (a layer already cut below alpha p, a
+            # zero-initialised layer). The layer is left as it is, with the reason.
+            return None, {"note": f"no MP fit: {err}"}
         extra = _spectrum_fields(rep)
         if fit_cutoff is not None and rep.mp_fit_error >= fit_cutoff:
             return None, extra
