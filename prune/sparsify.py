@@ -57,6 +57,14 @@ __all__ = [
     "SparsityReport",
     "sparsity_report",
     "global_sparsity",
+    "paper_theta",
+    "SVSparsifyRow",
+    "sparsify_singular_vectors",
+    "BudgetRow",
+    "mp_budget",
+    "mp_magnitude_prune",
+    "CycleRecord",
+    "rmt_cycle_prune",
 ]
 
 Masks = dict  # dict[str, torch.Tensor] (bool), parameter name -> keep mask
@@ -407,3 +415,394 @@ def global_sparsity(model: nn.Module, layers: Iterable[str] | None = None) -> fl
         total = sum(p.numel() for _, _, p in items)
         nz = sum(int(torch.count_nonzero(p)) for _, _, p in items)
     return 1.0 - nz / total
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Seed paper 2: Algorithm C (singular-vector sparsification), Algorithm D with the MP-weighted budget,
+# and the cycle driver of its "Algorithm 3" (papers.md 2.2).
+# ----------------------------------------------------------------------------------------------------------
+
+SEED_THETA_SCALE = 750 * 1.5e-8  # theta = 750 * 1.5e-8 * r_i * N * M in the seed's prune.py (papers.md 2.2)
+
+
+def paper_theta(reduction: float, N: int, M: int) -> float:
+    r"""The seed code's Algorithm-C scale :math:`\theta = 750 \cdot 1.5\times10^{-8}\, r\, N M` (papers.md 2.2)."""
+    return SEED_THETA_SCALE * float(reduction) * N * M
+
+
+@dataclass
+class SVSparsifyRow:
+    """What Algorithm C did to one layer."""
+
+    name: str
+    kind: str
+    N: int
+    M: int
+    rank: int
+    sv_edge: float
+    theta: float
+    u_zeroed: int  # entries of U (N x r) set to 0
+    v_zeroed: int  # entries of V (M x r) set to 0
+    rel_change: float  # ||W' - W||_F / ||W||_F
+    action: str  # "sparsified" (dense), "sparsified-factors" (factorised), "nofit" (BEMA could not fit: floor threshold only)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_ab(alpha: float, beta: float) -> None:
+    if not 0.0 < alpha < 0.5:
+        raise ValueError(f"alpha must lie in (0, 1/2), got {alpha!r}")
+    if not 0.0 < beta < 1.0:
+        raise ValueError(f"beta must lie in (0, 1), got {beta!r}")
+
+
+def _fit_or_none(eigs, N: int, M: int, alpha: float, beta: float):
+    from theory import fit_eigenvalues
+
+    try:
+        return fit_eigenvalues(eigs, p=min(N, M), n=max(N, M), alpha=alpha, beta=beta)
+    except ValueError:
+        return None  # too few eigenvalues in BEMA's window (tiny or rank-deficient layer)
+
+
+def sparsify_singular_vectors(model: nn.Module, theta, *, alpha: float = 0.25, beta: float = 0.8,
+                              keep_zeros: bool = True, layers: Iterable[str] | None = None,
+                              inplace: bool = False, progress: bool = False) -> tuple[nn.Module, list[SVSparsifyRow]]:
+    r"""Seed paper 2's Algorithm C: zero the small entries of each layer's singular vectors, then recompose.
+
+    For each layer :math:`W = U \Sigma V^T` (thin SVD, s descending, BEMA edge :math:`s_+`), and every i,
+
+    .. math:: T_i = \theta \max\{1/750,\; (1 - s_i / s_+)_+^{30}\},
+
+    entries of :math:`U_{:,i}` and :math:`V_{:,i}` with magnitude :math:`< T_i` are set to 0 and
+    :math:`W' = U' \Sigma V'^T` (papers.md 2.2). A dense layer stays dense (W' is written back; with
+    ``keep_zeros`` its previous exact zeros are restored, so masks stay frozen across cycles). A factorised
+    layer keeps its two thin factors :math:`U'\Sigma^{1/2}` and :math:`\Sigma^{1/2}V'^T`, so the zeroed
+    singular-vector entries become stored zeros. A layer whose spectrum BEMA cannot fit (too small a
+    window) gets only the floor :math:`\theta/750` (action ``"nofit"``).
+
+    Parameters
+    ----------
+    model : nn.Module
+    theta : float > 0 or callable (N, M) -> float
+        The scale; the seed's is :func:`paper_theta` (``lambda N, M: paper_theta(r, N, M)``).
+    alpha, beta : float
+        BEMA trimming and Tracy-Widom level (the seed's ViT script: 0.25 and 0.8).
+    keep_zeros : bool
+        Restore the exact zeros a dense layer had before (default True).
+    layers, inplace, progress
+        As in :func:`magnitude_prune`; ``progress`` shows a tqdm bar over layers.
+
+    Returns
+    -------
+    (nn.Module, list[SVSparsifyRow])
+    """
+    from .layers import from_factors, matrix_shape, set_submodule, with_matrix
+    from .svd import layer_svd
+
+    _check_model(model)
+    _check_ab(alpha, beta)
+    if not callable(theta):
+        if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not (math.isfinite(theta) and theta > 0):
+            raise ValueError(f"theta must be a finite number > 0 or a callable (N, M) -> float, got {theta!r}")
+    target = model if inplace else copy.deepcopy(model)
+    items = prunable_weights(target, layers)
+    lnames = list(dict.fromkeys(l for _, l, _ in items))
+    mods = dict(target.named_modules())
+    it = lnames
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(lnames, desc="algorithm C", unit="layer")
+    rows = []
+    for lname in it:
+        module = mods[lname]
+        N, M = matrix_shape(module)
+        th = float(theta(N, M)) if callable(theta) else float(theta)
+        if not (math.isfinite(th) and th > 0):
+            raise ValueError(f"theta({N}, {M}) must be a finite number > 0, got {th!r}")
+        svd = layer_svd(module)
+        rep = _fit_or_none(svd.eigenvalues(), N, M, alpha, beta)
+        s = svd.s
+        if rep is not None and rep.sv_edge > 0:
+            far = torch.clamp(1.0 - s / rep.sv_edge, min=0.0) ** 30
+            edge = rep.sv_edge
+        else:
+            far, edge = torch.zeros_like(s), math.nan
+        T = th * torch.clamp(far, min=1.0 / 750.0)
+        U = torch.where(svd.U.abs() < T[None, :], 0.0, svd.U)
+        Vh = torch.where(svd.Vh.abs() < T[:, None], 0.0, svd.Vh)
+        W_old = (svd.U * s) @ svd.Vh
+        W_new = (U * s) @ Vh
+        with torch.no_grad():
+            if isinstance(module, (FactorizedLinear, FactorizedConv2d)):
+                r = s.sqrt()
+                dt = module.first.weight.dtype
+                new = from_factors(module, (U * r).to(dt), (r[:, None] * Vh).to(dt))
+                new.train(module.training)
+                set_submodule(target, lname, new)
+                action = "sparsified-factors"
+            else:
+                W = module.weight
+                flat = W.reshape(N, M)
+                upd = W_new.to(W.dtype)
+                if keep_zeros:
+                    upd = upd * (flat != 0)
+                W.copy_(upd.reshape(W.shape))
+                action = "sparsified"
+        nrm = float(torch.linalg.norm(W_old))
+        rows.append(SVSparsifyRow(
+            name=lname, kind=type(module).__name__, N=N, M=M, rank=svd.rank, sv_edge=float(edge), theta=th,
+            u_zeroed=int((U == 0).sum() - (svd.U == 0).sum()), v_zeroed=int((Vh == 0).sum() - (svd.Vh == 0).sum()),
+            rel_change=float(torch.linalg.norm(W_new - W_old)) / nrm if nrm > 0 else 0.0,
+            action=action if rep is not None else "nofit"))
+    return target, rows
+
+
+@dataclass
+class BudgetRow:
+    """What Algorithm D with the MP-weighted budget did to one layer."""
+
+    name: str
+    kind: str
+    N: int
+    M: int
+    mp_fit_error: float
+    bulk_fraction: float
+    c: float  # ((1 - mu) * bulk_fraction) ** (exponent / cycle)
+    nonzero_before: int
+    removed: int
+    threshold: float  # the largest |w| removed (0 if none)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def mp_budget(mp_fit_error: float, bulk_fraction: float, cycle: int, exponent: float = 1.5) -> float:
+    r"""Seed paper 2's per-layer budget :math:`c = ((1-\mu)\,\gamma_b)^{1.5/i}` (papers.md 2.2), in [0, 1].
+
+    ``bulk_fraction`` :math:`\gamma_b` is a fraction in [0, 1] (the seed code divides its percentage by 100);
+    a layer that fits MP well (small :math:`\mu`) with a large bulk gets c near 1 (pruned most).
+    """
+    if not (math.isfinite(mp_fit_error) and 0.0 <= mp_fit_error <= 1.0):
+        raise ValueError(f"mp_fit_error must lie in [0, 1], got {mp_fit_error!r}")
+    if not (math.isfinite(bulk_fraction) and 0.0 <= bulk_fraction <= 1.0):
+        raise ValueError(f"bulk_fraction must lie in [0, 1], got {bulk_fraction!r}")
+    if isinstance(cycle, bool) or not isinstance(cycle, int) or cycle < 1:
+        raise ValueError(f"cycle must be an integer >= 1, got {cycle!r}")
+    if not exponent > 0:
+        raise ValueError(f"exponent must be > 0, got {exponent!r}")
+    return float(((1.0 - mp_fit_error) * bulk_fraction) ** (exponent / cycle))
+
+
+def mp_magnitude_prune(model: nn.Module, reduction: float, *, cycle: int = 1, exponent: float = 1.5,
+                       alpha: float = 0.25, beta: float = 0.8, max_remove: int | None = None,
+                       layers: Iterable[str] | None = None, inplace: bool = False,
+                       progress: bool = False) -> tuple[nn.Module, Masks, list[BudgetRow]]:
+    r"""Seed paper 2's Algorithm D with the MP-weighted per-layer budget (papers.md 2.2, step 3b).
+
+    Each layer's spectrum is fitted (BEMA edge, MP-fit error :math:`\mu`, bulk fraction :math:`\gamma_b`
+    of its matrix, theory.fit_spectrum) and its budget is :math:`c = ((1-\mu)\gamma_b)^{e/i}`
+    (:func:`mp_budget`, e = ``exponent``, i = ``cycle``). Then :math:`\lceil c\, r\, n_{nz} \rceil` of its
+    :math:`n_{nz}` non-zero weights, the smallest in magnitude, are zeroed (r = ``reduction``). The seed
+    reaches this count by raising a threshold in steps (``prune |w| < max(4 c pf, 3 pf)``, ``pf += 2e-5``),
+    which overshoots by up to one step; here the count is met exactly, which is the limit of that loop.
+    A factorised layer's budget applies to its two factors pooled. A layer BEMA cannot fit gets c = 0.
+
+    Parameters
+    ----------
+    model : nn.Module
+    reduction : float in [0, 1]
+        r_i, the cycle's target fraction (the seed: 0.06 * 1.02**i).
+    cycle : int >= 1
+        i; later cycles flatten the budgets towards 1.
+    exponent : float
+        1.5 in the seed.
+    alpha, beta : float
+        BEMA parameters (the seed's ViT script: 0.25, 0.8).
+    max_remove : int, optional
+        Cap on the entries removed over all layers; the per-layer counts are scaled down
+        proportionally when their sum exceeds it (the cycle driver uses it to stop at its target).
+    layers, inplace, progress
+        As in :func:`magnitude_prune`.
+
+    Returns
+    -------
+    (nn.Module, dict, list[BudgetRow])
+        The model, the masks of all its selected prunable weights (``True`` = non-zero), one row per layer.
+    """
+    from theory import fit_spectrum
+
+    from .layers import matrix_shape, weight_matrix
+
+    _check_model(model)
+    _check_amount(reduction)
+    _check_ab(alpha, beta)
+    if max_remove is not None and (isinstance(max_remove, bool) or not isinstance(max_remove, int) or max_remove < 0):
+        raise ValueError(f"max_remove must be an integer >= 0 or None, got {max_remove!r}")
+    mp_budget(0.0, 1.0, cycle, exponent)  # validates cycle and exponent
+    target = model if inplace else copy.deepcopy(model)
+    items = prunable_weights(target, layers)
+    mods = dict(target.named_modules())
+    by_layer: dict[str, list] = {}
+    for pname, lname, p in items:
+        by_layer.setdefault(lname, []).append((pname, p))
+    it = list(by_layer)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="algorithm D", unit="layer")
+    plan = []
+    with torch.no_grad():
+        for lname in it:
+            module = mods[lname]
+            N, M = matrix_shape(module)
+            for pname, p in by_layer[lname]:
+                if not bool(torch.isfinite(p).all()):
+                    raise ValueError(f"parameter {pname!r} contains NaN or Inf")
+            try:
+                rep = fit_spectrum(weight_matrix(module).detach(), alpha=alpha, beta=beta)
+                mu, gb = float(rep.mp_fit_error), float(rep.bulk_fraction)
+                c = mp_budget(min(max(mu, 0.0), 1.0), gb, cycle, exponent)
+            except ValueError:
+                mu, gb, c = math.nan, math.nan, 0.0
+            nnz = sum(int(torch.count_nonzero(p)) for _, p in by_layer[lname])
+            plan.append([lname, module, N, M, mu, gb, c, nnz, min(nnz, math.ceil(c * reduction * nnz))])
+        want = sum(row[-1] for row in plan)
+        if max_remove is not None and want > max_remove:
+            # scale down proportionally; the units lost to flooring go to the largest remainders
+            exact = [row[-1] * max_remove / want for row in plan]
+            for row, e in zip(plan, exact):
+                row[-1] = int(math.floor(e))
+            short = max_remove - sum(row[-1] for row in plan)
+            for j in sorted(range(len(plan)), key=lambda j: exact[j] - plan[j][-1], reverse=True)[:short]:
+                plan[j][-1] += 1
+        masks: Masks = {}
+        rows = []
+        for lname, module, N, M, mu, gb, c, nnz, k in plan:
+            tensors = by_layer[lname]
+            flat = torch.cat([p.detach().abs().flatten().to(torch.float64) for _, p in tensors])
+            zeros = int((flat == 0).sum())
+            keep = _smallest_mask(flat, zeros + k)
+            thr = float(flat[~keep].max()) if k > 0 else 0.0
+            start = 0
+            for pname, p in tensors:
+                m = keep[start:start + p.numel()].reshape(p.shape).to(p.device)
+                start += p.numel()
+                p.mul_(m)
+                masks[pname] = m
+            rows.append(BudgetRow(name=lname, kind=type(module).__name__, N=N, M=M, mp_fit_error=mu,
+                                  bulk_fraction=gb, c=c, nonzero_before=nnz, removed=k, threshold=thr))
+    return target, masks, rows
+
+
+@dataclass
+class CycleRecord:
+    """One cycle of :func:`rmt_cycle_prune`."""
+
+    cycle: int
+    reduction: float
+    sv_sparsified: bool
+    removed: int
+    sparsity: float  # of the prunable weights, after the cycle
+    model_nonzero: int
+    reg_steps: int
+    reg_loss: float
+    metric: float  # eval_fn(model) after the cycle, NaN without eval_fn
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def rmt_cycle_prune(model: nn.Module, target_sparsity: float, *, max_cycles: int = 34,
+                    base_reduction: float = 0.06, growth: float = 1.02, sv_sparsify: bool = True,
+                    theta_scale: float = SEED_THETA_SCALE, reg_steps=None, reg_kwargs: dict | None = None,
+                    alpha: float = 0.25, beta: float = 0.8, eval_fn=None, layers: Iterable[str] | None = None,
+                    inplace: bool = False, progress: bool = True) -> tuple[nn.Module, Masks, list[CycleRecord]]:
+    r"""Seed paper 2's "Algorithm 3" (papers.md 2.2), run until the prunable weights reach ``target_sparsity``.
+
+    Cycle i = 1, 2, ... with :math:`r_i` = ``base_reduction`` * ``growth`` ** i:
+
+    (a) on even cycles, Algorithm C (:func:`sparsify_singular_vectors`) with
+        :math:`\theta = ` ``theta_scale`` :math:`\cdot r_i N M`;
+    (b) Algorithm D with the MP-weighted budget (:func:`mp_magnitude_prune`); the last cycle's removals are
+        scaled down so that the target is met, not overshot;
+    (c) the data-free regularisation phase (:func:`prune.regularize.regularize`) for ``reg_steps(i)`` AdamW
+        steps, with :math:`\kappa_\ell` from each layer's MP-fit error, pruned weights frozen;
+    (d) ``eval_fn(model)`` if given.
+
+    Stops as soon as the sparsity reaches the target, or after ``max_cycles`` (the history then shows the
+    sparsity reached; nothing is hidden). The seed uses ``reg_steps = 5000 + 1000 (i - 1)``; the default
+    here is that schedule, which is slow on a CPU: pass ``reg_steps=0`` (or a smaller callable) to shorten it.
+
+    Returns
+    -------
+    (nn.Module, dict, list[CycleRecord])
+        The pruned model (a copy unless ``inplace``), its masks, one record per cycle.
+    """
+    import time
+
+    from .regularize import regularize
+
+    _check_model(model)
+    target_sparsity = _check_amount(target_sparsity)
+    if isinstance(max_cycles, bool) or not isinstance(max_cycles, int) or max_cycles < 1:
+        raise ValueError(f"max_cycles must be an integer >= 1, got {max_cycles!r}")
+    if not 0 < base_reduction <= 1:
+        raise ValueError(f"base_reduction must lie in (0, 1], got {base_reduction!r}")
+    if not growth > 0:
+        raise ValueError(f"growth must be > 0, got {growth!r}")
+    if reg_steps is None:
+        reg_steps = lambda i: 5000 + 1000 * (i - 1)  # noqa: E731  (the seed's schedule)
+    elif not callable(reg_steps):
+        if isinstance(reg_steps, bool) or not isinstance(reg_steps, int) or reg_steps < 0:
+            raise ValueError(f"reg_steps must be an integer >= 0, a callable or None, got {reg_steps!r}")
+        n_steps = reg_steps
+        reg_steps = lambda i: n_steps  # noqa: E731
+    target = model if inplace else copy.deepcopy(model)
+    items = prunable_weights(target, layers)
+    total = sum(p.numel() for _, _, p in items)
+    history: list[CycleRecord] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_cycles, desc=f"RMT cycles to sparsity {target_sparsity:.2f}", unit="cycle")
+    masks = masks_from_model(target, layers)
+    for i in range(1, max_cycles + 1):
+        t0 = time.perf_counter()
+        zeros = total - sum(int(torch.count_nonzero(p)) for _, _, p in prunable_weights(target, layers))
+        need = int(math.ceil(target_sparsity * total)) - zeros
+        if need <= 0:
+            break
+        r = min(1.0, base_reduction * growth ** i)
+        sv = sv_sparsify and i % 2 == 0
+        if sv:
+            target, _ = sparsify_singular_vectors(target, lambda N, M: theta_scale * r * N * M, alpha=alpha,
+                                                  beta=beta, keep_zeros=True, layers=layers, inplace=True)
+        target, masks, rows = mp_magnitude_prune(target, r, cycle=i, alpha=alpha, beta=beta, max_remove=need,
+                                                 layers=layers, inplace=True)
+        mus = {row.name: row.mp_fit_error for row in rows}
+        n_reg = int(reg_steps(i))
+        reg_loss = math.nan
+        if n_reg > 0:
+            target, rh = regularize(target, n_reg, mus=mus, cycle=i, masks=masks, layers=layers, inplace=True,
+                                    **(reg_kwargs or {}))
+            reg_loss = rh["loss_end"]
+        sp = global_sparsity(target, layers)
+        from .params import count_nonzero
+
+        metric = float(eval_fn(target)) if eval_fn is not None else math.nan
+        history.append(CycleRecord(cycle=i, reduction=r, sv_sparsified=sv, removed=sum(x.removed for x in rows),
+                                   sparsity=sp, model_nonzero=count_nonzero(target), reg_steps=n_reg,
+                                   reg_loss=reg_loss, metric=metric, seconds=time.perf_counter() - t0))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(sparsity=f"{sp:.3f}", metric=f"{metric:.4g}")
+        if sum(x.removed for x in rows) == 0:
+            break  # no layer can be pruned further (budgets all 0): the history shows where it stopped
+    if bar is not None:
+        bar.close()
+    return target, masks_from_model(target, layers), history
