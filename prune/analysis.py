@@ -11,7 +11,7 @@ Which matrices (``views``):
   WeightWatcher's per-slice view, one C_out x C_in matrix per kernel position (``conv_view="slices"``);
 * fused attention projections: a Linear whose name ends in ``qkv`` with out = 3 x in (timm), and
   ``nn.MultiheadAttention``'s ``in_proj_weight``: the whole matrix and, with ``split_qkv=True``,
-  its q, k and v blocks;
+  its q, k and v blocks (with kdim / vdim != embed_dim: its three separate projection matrices);
 * embeddings (``nn.Embedding``, and 2-D+ parameters whose name contains ``embed``, squeezed).
 
 A matrix too small for BEMA (fewer than 8 rows or columns), or one BEMA cannot fit (a zero central
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from theory import fit_eigenvalues, fit_spectrum
+from theory import esd, fit_eigenvalues, fit_spectrum
 
 from .layers import FactorizedConv2d, FactorizedLinear, prunable_layers, weight_matrix
 
@@ -176,6 +176,10 @@ def layer_matrices(model: nn.Module, conv_view: str = "im2col", split_qkv: bool 
                 if split_qkv:
                     for part, block in zip("qkv", W.chunk(3, dim=0)):
                         out.append((f"{name}.in_proj", "MultiheadAttention", part, block, block.numel()))
+            elif isinstance(m, nn.MultiheadAttention):  # kdim or vdim != embed_dim: three separate projections
+                for part in "qkv":
+                    W = getattr(m, f"{part}_proj_weight").detach()
+                    out.append((f"{name}.{part}_proj", "MultiheadAttention", "matrix", W, W.numel()))
             elif embeddings and isinstance(m, nn.Embedding):
                 out.append((name, "Embedding", "matrix", m.weight.detach(), m.weight.numel()))
         if embeddings:
@@ -203,7 +207,8 @@ def analyze(model: nn.Module, alpha: float = 0.2, beta: float = 0.1, conv_view: 
     embeddings : bool
         Include embedding matrices.
     keep_eigenvalues : bool
-        Keep each matrix's ESD in ``table.eigenvalues[f"{name}[{view}]"]`` (for plotting).
+        Keep each matrix's ESD in ``table.eigenvalues[f"{name}[{view}]"]`` (for plotting; also for the
+        rows without a fit).
     progress : bool
         Show a tqdm bar.
 
@@ -234,9 +239,13 @@ def analyze(model: nn.Module, alpha: float = 0.2, beta: float = 0.1, conv_view: 
         N, M = int(W.shape[0]), int(W.shape[1])
         p, n = min(N, M), max(N, M)
         if p < MIN_DIM:
+            if not bool(torch.isfinite(W).all()):
+                raise ValueError(f"{name}[{view}]: W contains non-finite value(s) (NaN or Inf)")
             s_max = float(torch.linalg.matrix_norm(W.double(), ord=2)) if W.numel() else math.nan
             rows.append(LayerRow(name, kind, view, N, M, p, n, math.nan, math.nan, math.nan, -1, math.nan, math.nan,
                                  params, s_max, note=f"too small for BEMA (min dimension {p} < {MIN_DIM})"))
+            if keep_eigenvalues and W.numel():
+                eigs[f"{name}[{view}]"] = esd(W).cpu().numpy()
             continue
         note = ""
         try:
@@ -257,6 +266,8 @@ def analyze(model: nn.Module, alpha: float = 0.2, beta: float = 0.1, conv_view: 
             s_max = float(torch.linalg.matrix_norm(W.double(), ord=2))
             rows.append(LayerRow(name, kind, view, N, M, p, n, math.nan, math.nan, math.nan, -1, math.nan, math.nan,
                                  params, s_max, note=(note + "; " if note else "") + f"no MP fit: {err}"))
+            if keep_eigenvalues:
+                eigs[f"{name}[{view}]"] = esd(W).cpu().numpy()
             continue
         lam = rep.eigenvalues
         rows.append(LayerRow(name, kind, view, N, M, p, n, rep.sigma2, rep.lambda_plus, rep.sv_edge, rep.n_spikes,

@@ -86,6 +86,13 @@ def test_rows_for_every_matrix_kind():
     assert [r.view for r in analyze(_randomise(m))] == ["matrix"]
 
 
+def test_multihead_attention_with_separate_projections():
+    mha = _randomise(nn.MultiheadAttention(32, 4, kdim=24, vdim=16))
+    t = analyze(nn.ModuleDict({"att": mha}))
+    assert [(r.name, r.N, r.M) for r in t] == [("att.out_proj", 32, 32), ("att.q_proj", 32, 32),
+                                                ("att.k_proj", 32, 24), ("att.v_proj", 32, 16)]
+
+
 def test_conv_views_im2col_and_slices():
     model = _randomise(nn.Sequential(nn.Conv2d(16, 32, 3), nn.Conv2d(32, 24, (1, 2))))
     im = analyze(model)
@@ -173,10 +180,12 @@ def test_factorised_layer_is_fitted_on_its_exact_spectrum():
 
 
 def test_keep_eigenvalues_and_model_unchanged():
-    model = _randomise(nn.Sequential(nn.Conv2d(8, 16, 3), nn.Flatten(), nn.Linear(16, 12)))
+    model = _randomise(nn.Sequential(nn.Conv2d(8, 16, 3), nn.Flatten(), nn.Linear(16, 12), nn.Linear(12, 3)))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     t = analyze(model, keep_eigenvalues=True)
-    assert set(t.eigenvalues) == {"0[im2col]", "2[matrix]"}
+    assert set(t.eigenvalues) == {"0[im2col]", "2[matrix]", "3[matrix]"}  # the small one too (no fit)
+    assert np.allclose(t.eigenvalues["3[matrix]"], np.linalg.eigvalsh(model[3].weight.double().detach() @
+                                                                      model[3].weight.double().detach().T / 12))
     assert np.allclose(t.eigenvalues["0[im2col]"], esd(model[0].weight.detach().reshape(16, -1)).numpy())
     assert analyze(model).eigenvalues == {}
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
@@ -259,3 +268,8 @@ def test_errors():
         model[0].weight[1, 2] = float("inf")
     with pytest.raises(ValueError, match="non-finite"):
         analyze(model)
+    small = nn.Sequential(nn.Linear(20, 3))
+    with torch.no_grad():
+        small[0].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        analyze(small)
