@@ -7,6 +7,7 @@ dataset loaders (``data``).
 from .analysis import LayerRow, LayerTable, analyze
 from .layers import FactorizedConv2d, FactorizedLinear, prunable_layers, weight_matrix
 from .params import count_nonzero, count_parameters
+from .plots import plot_esd, save_esd_plots
 from .sparsify import apply_masks, freeze_masks, magnitude_prune, masks_from_model, sparsity_report
 from .svd import LayerCut, energy_truncate, mp_truncate, rank_truncate, svd_truncate
 
@@ -14,6 +15,7 @@ __all__ = [
     "analyze", "LayerTable", "LayerRow",
     "FactorizedLinear", "FactorizedConv2d", "prunable_layers", "weight_matrix",
     "count_parameters", "count_nonzero",
+    "plot_esd", "save_esd_plots",
     "mp_truncate", "rank_truncate", "energy_truncate", "svd_truncate", "LayerCut",
     "magnitude_prune", "apply_masks", "masks_from_model", "freeze_masks", "sparsity_report",
 ]

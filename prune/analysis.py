@@ -156,7 +156,7 @@ def layer_matrices(model: nn.Module, conv_view: str = "im2col", split_qkv: bool 
         for name, m in prunable_layers(model):
             kind = type(m).__name__
             if isinstance(m, nn.Conv2d) and conv_view == "slices":
-                w = m.weight
+                w = m.weight.detach()
                 for i in range(w.shape[2]):
                     for j in range(w.shape[3]):
                         out.append((name, kind, f"slice[{i},{j}]", w[:, :, i, j], w[:, :, i, j].numel()))
@@ -247,16 +247,16 @@ def analyze(model: nn.Module, alpha: float = 0.2, beta: float = 0.1, conv_view: 
             if keep_eigenvalues and W.numel():
                 eigs[f"{name}[{view}]"] = esd(W).cpu().numpy()
             continue
-        note = ""
+        note, exact = "", None
         try:
             if kind.startswith("Factorized") and params // (N + M) < p:
                 # rank <= k = params / (N + M): the p - k smallest singular values of the product are
                 # rounding noise, which BEMA would fit as a bulk (calling rounding noise "spikes"); they are 0
                 k = params // (N + M)
-                lam = np.zeros(p)
-                lam[p - k:] = np.sort(torch.linalg.svdvals(W.double())[:k].cpu().numpy() ** 2 / n)
+                exact = np.zeros(p)
+                exact[p - k:] = np.sort(torch.linalg.svdvals(W.double())[:k].cpu().numpy() ** 2 / n)
                 note = f"factorised at rank {k} < p: {p - k} zero eigenvalues"
-                rep = fit_eigenvalues(lam, p=p, n=n, alpha=alpha, beta=beta)
+                rep = fit_eigenvalues(exact, p=p, n=n, alpha=alpha, beta=beta)
             else:
                 rep = fit_spectrum(W, alpha=alpha, beta=beta)
         except ValueError as err:
@@ -267,7 +267,7 @@ def analyze(model: nn.Module, alpha: float = 0.2, beta: float = 0.1, conv_view: 
             rows.append(LayerRow(name, kind, view, N, M, p, n, math.nan, math.nan, math.nan, -1, math.nan, math.nan,
                                  params, s_max, note=(note + "; " if note else "") + f"no MP fit: {err}"))
             if keep_eigenvalues:
-                eigs[f"{name}[{view}]"] = esd(W).cpu().numpy()
+                eigs[f"{name}[{view}]"] = exact if exact is not None else esd(W).cpu().numpy()
             continue
         lam = rep.eigenvalues
         rows.append(LayerRow(name, kind, view, N, M, p, n, rep.sigma2, rep.lambda_plus, rep.sv_edge, rep.n_spikes,
