@@ -1,0 +1,128 @@
+r"""Accuracy and logits of a model on a real data set: batched, ``no_grad``, eval mode, right normalisation.
+
+Inputs are pixels / 255, then per-channel :math:`(x - \mu_c) / \sigma_c` with the model's own
+normalisation (the one it was trained with): the MNIST CNN uses (0.1307, 0.3081), the CIFAR ResNets of
+``shared/models`` mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225) (their training code's
+values, ImageNet's), our ViT the data set's mean and std. ``limit`` scores a seeded random subset
+(the CIFAR test batch is sorted by class, so the first K images would be one class).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["DATASETS", "EvalResult", "load_inputs", "predict", "evaluate", "subset_indices"]
+
+#: data sets the evaluator reads (prune.data), with their image shape (C, H, W)
+DATASETS = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
+
+@dataclass
+class EvalResult:
+    """Accuracy (fraction in [0, 1]) on ``n`` images; logits (n, classes) and labels when asked for."""
+
+    accuracy: float
+    n: int
+    dataset: str
+    split: str
+    logits: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+
+    def as_dict(self) -> dict:
+        return dict(accuracy=self.accuracy, n=self.n, dataset=self.dataset, split=self.split)
+
+
+def _check_dataset(dataset: str) -> str:
+    key = dataset.lower().replace("_", "-")
+    key = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
+    return key
+
+
+def subset_indices(n: int, limit: int | None, seed: int = 0) -> np.ndarray:
+    """All of range(n) if ``limit`` is None or >= n, else ``limit`` sorted indices drawn without replacement (seeded)."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    return np.sort(np.random.default_rng(seed).choice(n, size=int(limit), replace=False))
+
+
+def load_inputs(dataset: str, split: str = "test", normalization: tuple[Sequence[float], Sequence[float]] | None = None,
+                root: str | os.PathLike | None = None, limit: int | None = None, seed: int = 0
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised float32 images (n, C, H, W) and int64 labels (n,) of ``dataset``'s ``split``.
+
+    Parameters
+    ----------
+    dataset : "mnist", "fashion-mnist" or "cifar10"
+    split : "test" or "train" (CIFAR: also "data_batch_k"; the shared JPEG copy holds test_batch and data_batch_1)
+    normalization : (mean, std), one value per channel; None: pixels / 255 only
+    root : data root (default ``$RMT_DATA_DIR``)
+    limit, seed : score a seeded random subset of ``limit`` images (see :func:`subset_indices`)
+    """
+    from .data import load_cifar10, load_idx_dataset
+
+    key = _check_dataset(dataset)
+    if key == "cifar10":
+        images, labels = load_cifar10(split, root=root)
+    else:
+        images, labels = load_idx_dataset(key, split, root=root)
+        images = images[:, None]
+    idx = subset_indices(len(labels), limit, seed)
+    x = torch.from_numpy(np.ascontiguousarray(images[idx])).float().div_(255.0)
+    if normalization is not None:
+        mean, std = (torch.as_tensor(v, dtype=torch.float32).reshape(-1, 1, 1) for v in normalization)
+        if mean.numel() not in (1, x.shape[1]) or std.numel() != mean.numel():
+            raise ValueError(f"normalization must give one mean and std per channel ({x.shape[1]}), got {normalization}")
+        if not bool((std > 0).all()):
+            raise ValueError(f"normalization std must be > 0, got {normalization[1]}")
+        x = (x - mean) / std
+    return x, torch.from_numpy(labels[idx])
+
+
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Logits of ``model`` on ``x`` in batches, in eval mode and without gradients (the training flag is restored)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    was_training = model.training
+    model.eval()
+    try:
+        ref = next(model.parameters(), None)
+        device = ref.device if ref is not None else torch.device("cpu")
+        with torch.no_grad():
+            out = [_logits(model(x[i:i + batch_size].to(device))).cpu() for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def _logits(out) -> torch.Tensor:
+    """The logits tensor of a model's output (a tensor, or a Hugging Face output with ``.logits``)."""
+    return out.logits if hasattr(out, "logits") else out
+
+
+def evaluate(model: nn.Module, dataset: str, split: str = "test",
+             normalization: tuple[Sequence[float], Sequence[float]] | None = None, root: str | os.PathLike | None = None,
+             limit: int | None = None, seed: int = 0, batch_size: int = 500, return_logits: bool = False,
+             inputs: tuple[torch.Tensor, torch.Tensor] | None = None) -> EvalResult:
+    r"""Top-1 accuracy :math:`\frac1n \sum_i [\arg\max_c f(x_i)_c = y_i]` of ``model`` on a real data set.
+
+    ``inputs`` = (x, y) already loaded by :func:`load_inputs` skips the loading (to score several models on the
+    same images). See :func:`load_inputs` for the other arguments.
+    """
+    key = _check_dataset(dataset)
+    x, y = inputs if inputs is not None else load_inputs(key, split, normalization, root, limit, seed)
+    logits = predict(model, x, batch_size)
+    if logits.ndim != 2 or logits.shape[0] != len(y):
+        raise ValueError(f"model output must be (n, classes) logits, got shape {tuple(logits.shape)} for {len(y)} images")
+    acc = float((logits.argmax(1) == y).float().mean()) if len(y) else float("nan")
+    return EvalResult(acc, int(len(y)), key, split, logits if return_logits else None, y if return_logits else None)
