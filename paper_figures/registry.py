@@ -31,6 +31,7 @@ from typing import Any, Iterable
 __all__ = [
     "FIGURES", "FigureContext", "FigureResult", "Comparison", "reference", "figure_module", "run_figure",
     "run_figures", "write_gallery", "comparison_table", "read_sidecar", "results_root", "find_results",
+    "experiment_results",
     "write_csv", "read_csv",
 ]
 
@@ -47,7 +48,7 @@ FIGURES: tuple[str, ...] = (
     "esd_trained_layers",
     "rank_truncation_accuracy",
     "fc_pruning_table",
-    "accuracy_vs_parameters",
+    "magnitude_after_mp",
 )
 
 _REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
@@ -153,6 +154,55 @@ def find_results(experiment: str, pattern: str = "*.csv") -> list[Path]:
     """The cached result files of ``experiment`` (``results/<experiment>/<pattern>``), sorted; [] if none."""
     d = results_root() / experiment
     return sorted(d.glob(pattern)) if d.is_dir() else []
+
+
+def experiment_results(ctx: FigureContext, experiment: str, required: tuple[str, ...] = ("table.csv",),
+                       extra_argv=()) -> tuple[Path, str, dict]:
+    """The folder holding ``experiment``'s results, where they came from, and its JSON sidecar.
+
+    Order: the cached ``results/<experiment>/`` (unless ``ctx.recompute``); then, in quick mode, a quick
+    run this command made earlier under ``<out>/cache/<experiment>/``; otherwise the experiment is run
+    through its public entry point ``simulations.experiments.<experiment>.main``: ``--quick --seeds 1`` into
+    ``<out>/cache/`` in quick mode, ``--paper`` into ``results/<experiment>/`` (the cache) in full mode.
+    ``extra_argv`` (a tuple, or a callable returning one, called only when the experiment is run) is
+    appended to its arguments.
+    """
+    cached = results_root() / experiment
+    have = lambda d: all((d / f).is_file() for f in required)  # noqa: E731
+    if not ctx.recompute and have(cached):
+        meta = _sidecar(cached / f"{experiment}.json")
+        return cached, _describe(f"results/{experiment}/", meta), meta
+    own = Path(ctx.out) / "cache" / experiment
+    if ctx.quick and not ctx.recompute and have(own):
+        meta = _sidecar(own / f"{experiment}.json")
+        return own, _describe(f"a quick run kept in {own}", meta), meta
+    mod = importlib.import_module(f"simulations.experiments.{experiment}")
+    if ctx.quick:
+        target, argv = own, ["--quick", "--seeds", "1", "--out", str(own)]
+    else:
+        target, argv = cached, ["--paper"]
+    extra = extra_argv() if callable(extra_argv) else extra_argv
+    argv += ["--device", ctx.device] + ([] if ctx.progress else ["--no-progress"]) + list(extra)
+    mod.main(argv)
+    if not have(target):
+        raise RuntimeError(f"simulations.experiments.{experiment} {' '.join(argv)} did not write {required} in {target}")
+    meta = _sidecar(target / f"{experiment}.json")
+    return target, _describe(f"computed now ({'quick' if ctx.quick else 'paper'} scale) into {target}", meta), meta
+
+
+def _sidecar(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _describe(where: str, meta: dict) -> str:
+    scale = meta.get("scale", {})
+    name = scale.get("name") or scale.get("source_scale", {}).get("name", "?")
+    bits = [f"scale {name}"] if scale else []
+    if meta.get("seeds") is not None:
+        bits.append(f"seeds {meta['seeds']}")
+    if meta.get("finished_utc"):
+        bits.append(f"finished {meta['finished_utc']}")
+    return where + (f" ({', '.join(bits)})" if bits else "")
 
 
 def write_csv(path: Path, rows: list[dict]) -> Path:
@@ -284,8 +334,9 @@ def run_figures(names: Iterable[str] | None, ctx: FigureContext, reuse_existing:
     entry (key ``error``) and the others still run.
     """
     names = list(names) if names else list(FIGURES)
-    for n in names:
-        figure_module(n)  # unknown names fail before anything runs
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:  # before anything runs
+        raise ValueError(f"unknown figure(s) {', '.join(map(repr, unknown))}; known: {', '.join(FIGURES)}")
     sides = []
     for n in names:
         old = read_sidecar(n, ctx.out) if reuse_existing and not ctx.recompute else None

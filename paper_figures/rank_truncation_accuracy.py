@@ -1,0 +1,78 @@
+r"""Rank-k truncation of the first layer of an MNIST [784, 1000, 10] net: test accuracy against k (papers.md 1.4).
+
+Layer 1's matrix is replaced by its best rank-k approximation U_k S_k V_k^T; BEMA (alpha 0.25, beta 0.1)
+predicts the rank that matters (the number of singular values above the MP edge). The data are
+``simulations.experiments.rank_truncation``'s results (``results/rank_truncation/``; a quick run when none
+are cached); the paper's table is the precursor notebook's (papers.md 1.4, [CODE]).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import style
+from .registry import (Comparison, FigureContext, FigureResult, experiment_results, read_csv, ref_source,
+                       reference)
+
+NAME = "rank_truncation_accuracy"
+TITLE = "Rank-k truncation accuracy curve (MNIST FC, layer 1)"
+CAPTION = ("Keeping only the k largest singular values of the first layer loses accuracy only below about the rank "
+           "that BEMA predicts from the spectrum alone, as in the precursor notebook's table.")
+SOURCE = "papers.md 1.4; simulations.experiments.rank_truncation"
+COLUMNS = ("k", "test_acc_mean_pct", "test_acc_std_pct", "seeds", "paper_test_acc_pct")
+EXPERIMENT = "rank_truncation"
+
+
+def make(ctx: FigureContext) -> FigureResult:
+    ref = reference("rank_truncation_mnist")
+    folder, where, meta = experiment_results(ctx, EXPERIMENT, ("table.csv", "bema.csv"))
+    table = read_csv(folder / "table.csv")
+    fits = read_csv(folder / "bema.csv")
+    paper = {r["k"]: r["test_acc"] for r in ref["rows"]}
+    curve = [r for r in table if r["k"] != "dense"]
+    dense = next(r for r in table if r["k"] == "dense")
+    rows = [dict(k=int(r["k"]), test_acc_mean_pct=100 * r["test_acc_mean"], test_acc_std_pct=100 * r["test_acc_std"],
+                 seeds=int(r["seeds"]), paper_test_acc_pct=paper.get(int(r["k"]), "")) for r in curve]
+    rows.append(dict(k="dense", test_acc_mean_pct=100 * dense["test_acc_mean"], test_acc_std_pct=100 * dense["test_acc_std"],
+                     seeds=int(dense["seeds"]), paper_test_acc_pct=ref["dense_test_accuracy"]))
+    ranks = [int(f["bema_rank"]) for f in fits]
+    k = np.array([r["k"] for r in rows[:-1]], dtype=float)
+    m = np.array([r["test_acc_mean_pct"] for r in rows[:-1]])
+    sd = np.array([r["test_acc_std_pct"] for r in rows[:-1]])
+    pk = np.array(sorted(paper), dtype=float)
+    pv = np.array([paper[int(x)] for x in pk])
+    fig, axes = style.figure(ncols=2, width=4.8, height=3.6)
+    for ax, zoom in zip(axes, (False, True)):
+        sel = k >= 20 if zoom else np.ones_like(k, bool)
+        psel = pk >= 20 if zoom else np.ones_like(pk, bool)
+        ax.errorbar(k[sel], m[sel], yerr=sd[sel], marker="o", ms=4, capsize=2, color=style.COLORS[0],
+                    label=f"ours (mean $\\pm$ sd, {len(fits)} seed{'s' if len(fits) > 1 else ''})")
+        style.paper_marker(ax, pk[psel], pv[psel], label="paper (precursor notebook)")
+        for i, r_ in enumerate(ranks):
+            ax.axvline(r_, color=style.COLORS[1], alpha=0.7, lw=1.2, label=f"our BEMA rank ({', '.join(map(str, ranks))})" if i == 0 else None)
+        ax.axvline(ref["bema_rank_layer1"], color="k", linestyle=":", label=f"paper's BEMA rank {ref['bema_rank_layer1']}")
+        ax.axhline(100 * dense["test_acc_mean"], color=style.COLORS[0], linestyle="--", lw=1,
+                   label=f"ours dense: {100 * dense['test_acc_mean']:.2f} %")
+        ax.set_xlabel("rank k kept in layer 1 (784 x 1000)")
+        ax.set_ylabel("MNIST test accuracy (%)")
+        if zoom:
+            lo = min(m[sel].min(), pv[psel].min())
+            ax.set_ylim(lo - 1.0, max(m.max(), pv.max()) + 0.5)
+            ax.set_title("zoom: k >= 20")
+        else:
+            ax.set_ylim(0, 100)
+            ax.set_title("rank-k truncation of layer 1")
+            ax.legend(fontsize=7.5, loc="lower right")
+    fig.suptitle("MNIST [784, 1000, 10]: accuracy after keeping k singular values of layer 1")
+    src = ref_source(ref)
+    scale = meta.get("scale", {}).get("name", "?")
+    note = f"ours: {scale} scale, mean over {len(fits)} seed(s)"
+    comps = [Comparison(NAME, f"test accuracy % at k = {int(x)}", paper[int(x)], float(m[k == x][0]), src, note)
+             for x in pk if np.any(k == x)]
+    comps.append(Comparison(NAME, "dense test accuracy %", ref["dense_test_accuracy"], 100 * dense["test_acc_mean"], src,
+                            note))
+    comps.append(Comparison(NAME, "BEMA rank of layer 1 (alpha 0.25, beta 0.1)", ref["bema_rank_layer1"],
+                            float(np.mean(ranks)), src, f"ours: mean over seeds {ranks}"))
+    comps.append(Comparison(NAME, "MP-fit error of layer 1", ref["mp_fit_error_layer1"],
+                            float(np.mean([f["mp_fit_error"] for f in fits])), src, note))
+    notes = [f"data: {where}"]
+    return FigureResult(rows, fig, comps, notes, data_source=where)
