@@ -160,6 +160,17 @@ def truncate_layer(module: nn.Module, svd: LayerSVD, rank: int, factorize: str =
     return with_matrix(module, ((U * s) @ Vh).to(dtype))
 
 
+def _stays_dense(model: nn.Module, name: str, module: nn.Module) -> str:
+    """Why the layer at ``name`` must stay one dense ``nn.Linear`` (its parent reads its ``.weight``), or ""."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    if isinstance(parent, nn.MultiheadAttention) and child == "out_proj":
+        return "nn.MultiheadAttention passes out_proj.weight to F.multi_head_attention_forward"
+    if isinstance(parent, nn.TransformerEncoderLayer) and child in ("linear1", "linear2"):
+        return "nn.TransformerEncoderLayer's inference fast path reads linear1.weight and linear2.weight"
+    return ""
+
+
 RankRule = Callable[[str, nn.Module, LayerSVD], "tuple[int, dict]"]
 
 
@@ -170,6 +181,8 @@ def svd_truncate(model: nn.Module, rule: RankRule, *, layers: Iterable[str] | No
     ``rule(name, module, svd)`` returns the rank to keep and a dict of extra report fields; a rank
     >= the layer's current rank leaves the layer unchanged, ``None`` marks it "misfit" (left alone).
     The kept rank is never below ``min_rank`` (seed paper 1 floors it at the number of classes).
+    Layers whose parent reads their ``.weight`` itself (``nn.MultiheadAttention.out_proj``,
+    ``nn.TransformerEncoderLayer.linear1/linear2``) are recomposed, never factorised.
 
     ``model`` is deep-copied first unless ``inplace=True``.
     """
@@ -212,7 +225,10 @@ def svd_truncate(model: nn.Module, rule: RankRule, *, layers: Iterable[str] | No
         if rank >= svd.rank:
             cuts.append(LayerCut(rank_after=svd.rank, params_after=before, action="unchanged", **common))
             continue
-        new = truncate_layer(module, svd, rank, factorize=factorize)
+        reason = _stays_dense(target, name, module)
+        if reason and factorize == "always":
+            raise ValueError(f'factorize="always" cannot split layer {name!r}: {reason}; use "auto" or "never"')
+        new = truncate_layer(module, svd, rank, factorize="never" if reason else factorize)
         set_submodule(target, name, new)
         total = float((svd.s**2).sum())
         rel = math.sqrt(float((svd.s[rank:] ** 2).sum()) / total) if total > 0 else 0.0

@@ -406,3 +406,28 @@ def test_errors_name_the_argument():
         truncate_layer(model[0], layer_svd(model[0]), 2, factorize="yes")
     with pytest.raises(ValueError, match="min_rank"):
         svd_truncate(model, lambda *a: (1, {}), min_rank=0)
+
+
+def test_layers_read_by_their_parent_stay_dense():
+    """nn.MultiheadAttention uses out_proj.weight, TransformerEncoderLayer's eval fast path linear1/2.weight:
+    factorised, they would break the forward; they are recomposed at the same rank instead."""
+    torch.manual_seed(0)  # module initialisation only; the checks are exact given the weights
+    enc = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, dropout=0.0, dtype=D)
+    model = nn.Sequential(enc, nn.Linear(32, 48, dtype=D))
+    out, cuts = rank_truncate(model, 4)
+    assert {c.name: c.action for c in cuts} == {"0.self_attn.out_proj": "recomposed", "0.linear1": "recomposed",
+                                                 "0.linear2": "recomposed", "1": "factorized"}
+    x = torch.randn(2, 5, 32, generator=_gen(0), dtype=D)
+    out.eval()
+    with torch.no_grad():
+        y = out(x)  # eval: the fast path
+    out.train()
+    assert torch.allclose(out(x), y, atol=1e-10)  # and the slow path agree
+    W = enc.self_attn.out_proj.weight.detach()
+    s = torch.linalg.svdvals(W)
+    err = torch.linalg.matrix_norm(W - out[0].self_attn.out_proj.weight.detach()).item()
+    assert err == pytest.approx(math.sqrt(float((s[4:] ** 2).sum())), rel=1e-9)  # rank-4 truncation
+    with pytest.raises(ValueError, match="out_proj"):
+        rank_truncate(model, 4, factorize="always")
+    out, cuts = rank_truncate(model, 4, factorize="always", layers=["1"])  # other layers still can
+    assert isinstance(out[1], FactorizedLinear)
