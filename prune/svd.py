@@ -196,6 +196,9 @@ def svd_truncate(model: nn.Module, rule: RankRule, *, layers: Iterable[str] | No
     found = prunable_layers(target)
     if not found:
         raise ValueError(f"model ({type(model).__name__}) has no nn.Linear or nn.Conv2d layer to truncate")
+    aliases: dict[int, list[str]] = {}
+    for alias, m in target.named_modules(remove_duplicate=False):
+        aliases.setdefault(id(m), []).append(alias)
     if layers is not None:
         wanted = [layers] if isinstance(layers, str) else list(layers)  # one name or several
         names = {n for n, _ in found}
@@ -229,7 +232,8 @@ def svd_truncate(model: nn.Module, rule: RankRule, *, layers: Iterable[str] | No
         if reason and factorize == "always":
             raise ValueError(f'factorize="always" cannot split layer {name!r}: {reason}; use "auto" or "never"')
         new = truncate_layer(module, svd, rank, factorize="never" if reason else factorize)
-        set_submodule(target, name, new)
+        for alias in aliases.get(id(module), [name]):  # a layer registered under several names stays shared
+            set_submodule(target, alias, new)
         total = float((svd.s**2).sum())
         rel = math.sqrt(float((svd.s[rank:] ** 2).sum()) / total) if total > 0 else 0.0
         action = "factorized" if isinstance(new, (FactorizedLinear, FactorizedConv2d)) else "recomposed"

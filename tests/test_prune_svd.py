@@ -431,3 +431,13 @@ def test_layers_read_by_their_parent_stay_dense():
         rank_truncate(model, 4, factorize="always")
     out, cuts = rank_truncate(model, 4, factorize="always", layers=["1"])  # other layers still can
     assert isinstance(out[1], FactorizedLinear)
+
+
+def test_shared_layer_is_replaced_everywhere():
+    shared = _linear(torch.randn(30, 30, generator=_gen(2), dtype=D))
+    model = nn.Sequential(shared, nn.ReLU(), shared)  # one layer applied twice (weight sharing)
+    x = torch.randn(4, 30, generator=_gen(3), dtype=D)
+    out, cuts = rank_truncate(model, 3)
+    assert len(cuts) == 1 and out[0] is out[2] and isinstance(out[0], FactorizedLinear)
+    ref = nn.Sequential(truncate_layer(shared, layer_svd(shared), 3), nn.ReLU())
+    assert torch.allclose(out(x), ref[0](ref[1](ref[0](x))), atol=TOL)
