@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["DATASETS", "EvalResult", "load_inputs", "predict", "evaluate", "subset_indices"]
+__all__ = ["DATASETS", "EvalResult", "load_inputs", "predict", "evaluate", "subset_indices", "inference_time"]
 
 #: data sets the evaluator reads (prune.data), with their image shape (C, H, W)
 DATASETS = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
@@ -126,3 +126,35 @@ def evaluate(model: nn.Module, dataset: str, split: str = "test",
         raise ValueError(f"model output must be (n, classes) logits, got shape {tuple(logits.shape)} for {len(y)} images")
     acc = float((logits.argmax(1) == y).float().mean()) if len(y) else float("nan")
     return EvalResult(acc, int(len(y)), key, split, logits if return_logits else None, y if return_logits else None)
+
+
+def inference_time(model: nn.Module, x: torch.Tensor, repeats: int = 7, warmup: int = 2, threads: int | None = 1
+                   ) -> dict:
+    """CPU wall time of one forward pass on ``x`` (eval mode, no_grad): median, min and all of ``repeats`` runs, in ms.
+
+    ``threads`` sets ``torch.set_num_threads`` for the measurement (restored afterwards); None leaves it.
+    The median is robust to the other processes of a shared machine; compare models only within one call site.
+    """
+    import time
+
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    old = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    was_training = model.training
+    model.eval()
+    times = []
+    try:
+        with torch.no_grad():
+            for _ in range(warmup):
+                model(x)
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                model(x)
+                times.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        torch.set_num_threads(old)
+        model.train(was_training)
+    return dict(median_ms=float(np.median(times)), min_ms=float(min(times)), runs_ms=times, batch=int(x.shape[0]),
+                threads=threads)

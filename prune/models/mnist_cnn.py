@@ -35,14 +35,17 @@ class MnistCNN(nn.Module):
 
 
 def models_root(root: str | os.PathLike | None = None) -> Path:
-    """``root``, else ``$RMT_MODELS_DIR``, else ``$RMT_DATA_DIR/../models`` (the shared layout)."""
+    """``root``, else ``$RMT_MODELS_DIR``, else ``$RMT_DATA_DIR/../models``, else ``<repository>/../shared/models``.
+
+    The last two follow the shared layout (``shared/data`` next to ``shared/models``, README of shared/).
+    """
     if root is not None:
         return Path(root).expanduser()
     if os.environ.get("RMT_MODELS_DIR"):
         return Path(os.environ["RMT_MODELS_DIR"]).expanduser()
-    from prune.data import data_root
-
-    return data_root().parent / "models"
+    if os.environ.get("RMT_DATA_DIR"):
+        return Path(os.environ["RMT_DATA_DIR"]).expanduser().parent / "models"
+    return Path(__file__).resolve().parents[3] / "shared" / "models"
 
 
 def load_pretrained(name: str = "mnist-cnn", root: str | os.PathLike | None = None) -> MnistCNN:
