@@ -444,7 +444,7 @@ class SVSparsifyRow:
     u_zeroed: int  # entries of U (N x r) set to 0
     v_zeroed: int  # entries of V (M x r) set to 0
     rel_change: float  # ||W' - W||_F / ||W||_F
-    action: str  # "sparsified" (dense), "sparsified-factors" (factorised), "nofit" (BEMA could not fit: floor threshold only)
+    action: str  # "sparsified" (dense), "sparsified-factors" (factorised), "skipped-sparse-factors", "nofit" (BEMA could not fit: floor threshold only)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -479,8 +479,10 @@ def sparsify_singular_vectors(model: nn.Module, theta, *, alpha: float = 0.25, b
     :math:`W' = U' \Sigma V'^T` (papers.md 2.2). A dense layer stays dense (W' is written back; with
     ``keep_zeros`` its previous exact zeros are restored, so masks stay frozen across cycles). A factorised
     layer keeps its two thin factors :math:`U'\Sigma^{1/2}` and :math:`\Sigma^{1/2}V'^T`, so the zeroed
-    singular-vector entries become stored zeros. A layer whose spectrum BEMA cannot fit (too small a
-    window) gets only the floor :math:`\theta/750` (action ``"nofit"``).
+    singular-vector entries become stored zeros; with ``keep_zeros`` a factorised layer whose factors already
+    hold zeros is left alone (action ``"skipped-sparse-factors"``), because the new SVD basis could not keep
+    them. A layer whose spectrum BEMA cannot fit (too small a window) gets only the floor
+    :math:`\theta/750` (action ``"nofit"``).
 
     Parameters
     ----------
@@ -522,6 +524,13 @@ def sparsify_singular_vectors(model: nn.Module, theta, *, alpha: float = 0.25, b
         th = float(theta(N, M)) if callable(theta) else float(theta)
         if not (math.isfinite(th) and th > 0):
             raise ValueError(f"theta({N}, {M}) must be a finite number > 0, got {th!r}")
+        fact = isinstance(module, (FactorizedLinear, FactorizedConv2d))
+        if fact and keep_zeros and not all(bool((t != 0).all()) for t in (module.first.weight, module.second.weight)):
+            # new factors come from a new SVD basis: their old zeros could not be kept, so the layer is left alone
+            rows.append(SVSparsifyRow(name=lname, kind=type(module).__name__, N=N, M=M, rank=module.rank,
+                                      sv_edge=math.nan, theta=th, u_zeroed=0, v_zeroed=0, rel_change=0.0,
+                                      action="skipped-sparse-factors"))
+            continue
         svd = layer_svd(module)
         rep = _fit_or_none(svd.eigenvalues(), N, M, alpha, beta)
         s = svd.s
@@ -536,7 +545,7 @@ def sparsify_singular_vectors(model: nn.Module, theta, *, alpha: float = 0.25, b
         W_old = (svd.U * s) @ svd.Vh
         W_new = (U * s) @ Vh
         with torch.no_grad():
-            if isinstance(module, (FactorizedLinear, FactorizedConv2d)):
+            if fact:
                 r = s.sqrt()
                 dt = module.first.weight.dtype
                 new = from_factors(module, (U * r).to(dt), (r[:, None] * Vh).to(dt))

@@ -268,3 +268,195 @@ def test_sparsity_report(tmp_path):
     rep.to_csv(tmp_path / "s.csv")
     assert (tmp_path / "s.csv").read_text().count("\n") == len(rep.rows) + 1
     assert "sparsity" in str(rep)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Algorithm C, Algorithm D with the MP budget, and the cycle driver
+# ---------------------------------------------------------------------------------------------------------
+from theory import fit_spectrum  # noqa: E402
+
+from prune.sparsify import (  # noqa: E402
+    mp_budget,
+    mp_magnitude_prune,
+    paper_theta,
+    rmt_cycle_prune,
+    sparsify_singular_vectors,
+)
+from prune.layers import weight_matrix  # noqa: E402
+
+
+def _spiked_linear(N=120, M=80, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lin = nn.Linear(M, N)
+    u, v = torch.randn(N, 2, generator=g), torch.randn(2, M, generator=g)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(N, M, generator=g) / math.sqrt(M) + 3 * (u @ v) / math.sqrt(N * M))
+    return lin
+
+
+def test_algorithm_c_matches_formula_on_a_linear():
+    lin = _spiked_linear()
+    W = lin.weight.detach().double()
+    theta = 0.3
+    new, rows = sparsify_singular_vectors(lin, theta)
+    U, s, Vh = torch.linalg.svd(W, full_matrices=False)
+    edge = fit_spectrum(W, alpha=0.25, beta=0.8).sv_edge
+    T = theta * torch.clamp(torch.clamp(1 - s / edge, min=0) ** 30, min=1 / 750)
+    U2 = torch.where(U.abs() < T[None, :], 0.0, U)
+    V2 = torch.where(Vh.abs() < T[:, None], 0.0, Vh)
+    ref = (U2 * s) @ V2
+    assert torch.allclose(new.weight.double(), ref, atol=1e-5)
+    assert rows[0].sv_edge == pytest.approx(edge)
+    assert rows[0].u_zeroed == int((U2 == 0).sum()) and rows[0].v_zeroed == int((V2 == 0).sum())
+    assert torch.equal(lin.weight, _spiked_linear().weight)  # not in place
+    assert rows[0].rel_change > 0
+
+
+def test_algorithm_c_small_theta_is_identity_large_theta_kills():
+    lin = _spiked_linear()
+    same, rows = sparsify_singular_vectors(lin, 1e-9)
+    assert torch.allclose(same.weight, lin.weight, atol=1e-5) and rows[0].u_zeroed == 0
+    dead, _ = sparsify_singular_vectors(lin, 1e6)
+    assert float(dead.weight.detach().abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_algorithm_c_every_layer_kind(kind):
+    torch.manual_seed(0)
+    build, data = MODELS[kind]
+    model = build()
+    before = _state(model)
+    new, rows = sparsify_singular_vectors(model, 20.0)  # floor theta/750 = 0.027 ~ a quarter of 1/sqrt(N)
+    assert _same_state(before, _state(model))
+    assert {r.name for r in rows} == {l for _, l, _ in prunable_weights(model)}
+    assert all(r.u_zeroed + r.v_zeroed > 0 for r in rows if r.N * r.M > 1000)
+    out = new(data(torch.Generator().manual_seed(0)))
+    assert bool(torch.isfinite(out).all())
+    if kind == "factorized":
+        # the zeroed singular-vector entries are stored zeros of the factors
+        assert isinstance(new.fc, FactorizedLinear) and isinstance(new.conv2, FactorizedConv2d)
+        assert int((new.fc.second.weight == 0).sum()) > 0 or int((new.fc.first.weight == 0).sum()) > 0
+        assert torch.allclose(weight_matrix(new.fc), weight_matrix(model.fc), atol=0.5)
+
+
+def test_algorithm_c_keeps_zeros_and_reports_nofit():
+    model = ConvNet()
+    pruned, masks = magnitude_prune(model, amount=0.5)
+    again, _ = sparsify_singular_vectors(pruned, 0.01)
+    assert all(bool((p[~masks[n]] == 0).all()) for n, _, p in prunable_weights(again))
+    loose, _ = sparsify_singular_vectors(pruned, 0.01, keep_zeros=False)
+    assert global_sparsity(loose) < 0.1
+    tiny = nn.Linear(3, 2)
+    _, rows = sparsify_singular_vectors(tiny, 0.1)
+    assert rows[0].action == "nofit" and math.isnan(rows[0].sv_edge)
+
+
+@pytest.mark.parametrize("theta", [0.0, -1.0, float("inf"), "big", True])
+def test_algorithm_c_bad_theta(theta):
+    with pytest.raises(ValueError, match="theta"):
+        sparsify_singular_vectors(ConvNet(), theta)
+    with pytest.raises(ValueError, match="theta"):
+        sparsify_singular_vectors(ConvNet(), lambda N, M: -1.0)
+
+
+def test_mp_budget_formula_and_errors():
+    assert mp_budget(0.1, 0.9, 1) == pytest.approx((0.9 * 0.9) ** 1.5)
+    assert mp_budget(0.1, 0.9, 3) == pytest.approx((0.9 * 0.9) ** 0.5)
+    assert mp_budget(0.0, 1.0, 1) == 1.0 and mp_budget(1.0, 0.5, 2) == 0.0
+    for args in [(-0.1, 0.5, 1), (0.1, 1.5, 1), (0.1, 0.5, 0), (0.1, 0.5, 1.5), (float("nan"), 0.5, 1)]:
+        with pytest.raises(ValueError):
+            mp_budget(*args)
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_algorithm_d_budget_counts(kind):
+    torch.manual_seed(0)
+    model = MODELS[kind][0]()
+    pruned, masks, rows = mp_magnitude_prune(model, 0.2, cycle=2)
+    assert global_sparsity(model) == 0.0
+    by_layer = {}
+    for n, l, p in prunable_weights(pruned):
+        by_layer.setdefault(l, []).append((n, p))
+    for r in rows:
+        assert r.removed == min(r.nonzero_before, math.ceil(r.c * 0.2 * r.nonzero_before))
+        zeros = sum(int((p == 0).sum()) for _, p in by_layer[r.name])
+        assert zeros == r.removed
+        if not math.isnan(r.mp_fit_error):
+            W = weight_matrix(dict(model.named_modules())[r.name]).detach()
+            rep = fit_spectrum(W, alpha=0.25, beta=0.8)
+            assert r.c == pytest.approx(mp_budget(rep.mp_fit_error, rep.bulk_fraction, 2))
+        # the smallest magnitudes of the layer went
+        orig = dict(model.named_parameters())
+        kept = torch.cat([orig[n][masks[n]].abs() for n, _ in by_layer[r.name]])
+        gone = torch.cat([orig[n][~masks[n]].abs() for n, _ in by_layer[r.name]])
+        if gone.numel():
+            assert float(kept.min()) >= float(gone.max())
+
+
+def test_algorithm_d_prunes_mp_like_layers_more():
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(120, 120), nn.Linear(120, 120))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.randn(120, 120, generator=g) / 120 ** 0.5)  # pure MP noise
+        model[1].weight.copy_(torch.randn(120, 120, generator=g) ** 3 / 120 ** 0.5)  # heavy-tailed: poor MP fit
+    _, _, rows = mp_magnitude_prune(model, 0.3)
+    assert rows[0].mp_fit_error < rows[1].mp_fit_error
+    assert rows[0].c > rows[1].c and rows[0].removed > rows[1].removed
+
+
+def test_algorithm_d_max_remove_is_exact():
+    model = ConvNet()
+    _, _, rows = mp_magnitude_prune(model, 0.5, max_remove=777)
+    assert sum(r.removed for r in rows) == 777
+    with pytest.raises(ValueError, match="max_remove"):
+        mp_magnitude_prune(model, 0.5, max_remove=-1)
+    with pytest.raises(ValueError, match="amount"):
+        mp_magnitude_prune(model, 1.5)
+    with pytest.raises(ValueError, match="alpha"):
+        mp_magnitude_prune(model, 0.5, alpha=0.7)
+    with pytest.raises(ValueError, match="cycle"):
+        mp_magnitude_prune(model, 0.5, cycle=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_cycle_driver_reaches_target_with_frozen_masks(kind):
+    torch.manual_seed(0)
+    build, data = MODELS[kind]
+    model = build()
+    seen = []
+    x = data(torch.Generator().manual_seed(0))
+    pruned, masks, hist = rmt_cycle_prune(model, 0.3, reg_steps=3, progress=False,
+                                          eval_fn=lambda m: seen.append(global_sparsity(m)) or float(m(x).abs().mean()))
+    assert global_sparsity(model) == 0.0
+    assert hist[-1].sparsity == pytest.approx(0.3, abs=1.0 / sum(p.numel() for _, _, p in prunable_weights(model)))
+    assert [h.cycle for h in hist] == list(range(1, len(hist) + 1))
+    assert all(b.sparsity > a.sparsity for a, b in zip(hist, hist[1:]))
+    assert any(h.sv_sparsified for h in hist) or len(hist) == 1
+    assert len(seen) == len(hist) and all(not math.isnan(h.metric) for h in hist)
+    assert set(masks) == {n for n, _, _ in prunable_weights(pruned)}
+
+
+def test_cycle_driver_monotone_masks_and_errors():
+    model = ConvNet()
+    a, ma, _ = rmt_cycle_prune(model, 0.2, reg_steps=0, progress=False)
+    b, mb, hist = rmt_cycle_prune(a, 0.4, reg_steps=2, progress=False)
+    for n in ma:
+        assert not bool((mb[n] & ~ma[n]).any()), "a pruned weight came back"
+    assert hist[-1].sparsity == pytest.approx(0.4, abs=1e-4)
+    with pytest.raises(ValueError, match="amount"):
+        rmt_cycle_prune(model, 1.2)
+    with pytest.raises(ValueError, match="max_cycles"):
+        rmt_cycle_prune(model, 0.2, max_cycles=0)
+    with pytest.raises(ValueError, match="reg_steps"):
+        rmt_cycle_prune(model, 0.2, reg_steps=-3)
+
+
+def test_algorithm_c_leaves_sparse_factors_alone():
+    model = ConvNet(True)
+    pruned, masks = magnitude_prune(model, amount=0.3, layers=["fc"])
+    new, rows = sparsify_singular_vectors(pruned, 20.0)
+    row = {r.name: r for r in rows}
+    assert row["fc"].action == "skipped-sparse-factors"
+    assert row["conv2"].action in ("sparsified-factors", "nofit")  # rank 6 of 24: BEMA may have no window
+    assert torch.equal(new.fc.first.weight, pruned.fc.first.weight)
