@@ -406,8 +406,8 @@ def write_gallery(sides: list[dict], ctx: FigureContext) -> Path:
     lines += ["| figure | what it shows | data |", "|---|---|---|"]
     for s in sides:
         title = s.get("title", s["name"])
-        lines.append(f"| [{s['name']}](#{s['name'].replace('_', '-')}) | {title} | "
-                     f"{'FAILED' if 'error' in s else s.get('data_source', '')} |")
+        data = "FAILED" if "error" in s else s.get("data_source", "").split(" (")[0]
+        lines.append(f"| [{s['name']}](#{s['name']}) | {title} | {data} |")
     lines.append("")
     for s in sides:
         lines += [f"## {s['name']}", ""]

@@ -47,7 +47,7 @@ def _largest(beta: int, p: int, n: int, trials: int, seed: int, device: str) -> 
 
 
 def make(ctx: FigureContext) -> FigureResult:
-    p, n, trials = (100, 200, 1500) if ctx.quick else (1000, 2000, 4000)
+    p, n, trials = (100, 200, 1000) if ctx.quick else (1000, 2000, 4000)
     threads = torch.get_num_threads()
     if resolve_device(ctx.device).type == "cpu" and ctx.quick:
         torch.set_num_threads(1)   # small batched eigensolvers: one thread is fastest on a shared CPU
