@@ -127,7 +127,8 @@ def plot_esd(ax, eigenvalues, row: LayerRow, *, bins: int | None = None, log_x: 
         counts, edges = np.histogram(data, bins=edges)
         dens = counts / (lam.size * np.diff(np.log10(edges) if log_x else edges))
         ax.bar(edges[:-1], dens, width=np.diff(edges), align="edge", color=_HIST, edgecolor="white",
-               linewidth=0.3, label=f"ESD, p = {row.p}" + (f" ({n_zero} zero, not shown)" if log_x and n_zero else ""))
+               linewidth=0.3, label=f"ESD, p = {row.p}" + ("" if not n_zero else f" ({n_zero} zero, not shown)"
+                                                             if log_x else f" (incl. {n_zero} at 0)"))
         ymax = float(dens.max()) if dens.size else 1.0
     if fitted:
         mp = MarchenkoPastur(ratio=row.p / row.n, sigma2=row.sigma2)
@@ -157,12 +158,15 @@ def plot_esd(ax, eigenvalues, row: LayerRow, *, bins: int | None = None, log_x: 
     ax.set_xlabel(r"eigenvalue $\lambda = s^2/n$" + (" (log scale)" if log_x else ""))
     ax.set_ylabel("" if few else r"density of $\log_{10}\lambda$" if log_x else "density")
     shape = f"{row.N}×{row.M}"
+    def short(text: str) -> str:
+        return text if len(text) <= 60 else text[:57] + "..."
+
     if fitted:
         stats = f"{row.n_spikes} spike{'' if row.n_spikes == 1 else 's'}, MP-fit error {row.mp_fit_error:.3f}"
+        if row.note:  # e.g. a factorised layer's zero eigenvalues
+            stats += "\n" + short(row.note)
     else:
-        stats = row.note or "no MP fit"
-        if len(stats) > 60:
-            stats = stats[:57] + "..."
+        stats = short(row.note or "no MP fit")
     view = "" if row.view == "matrix" else f" [{row.view}]"
     title = f"{row.name}{view} {shape}\n{stats}" if compact else f"{row.name}{view}  ({row.type}, {shape})\n{stats}"
     ax.set_title(title, fontsize=9 if compact else 10.5)

@@ -129,3 +129,15 @@ def test_errors(tmp_path):
     with pytest.raises(ValueError, match="bins"):
         plot_esd(ax, t.eigenvalues["0[matrix]"], t[0], bins=0)
     assert not list(tmp_path.iterdir())  # nothing written by failed calls
+
+
+def test_fitted_factorised_row_shows_its_note_and_zeros():
+    W = torch.randn(120, 120, generator=torch.Generator().manual_seed(0), dtype=D) / math.sqrt(120)
+    low, _ = rank_truncate(nn.Sequential(_linear(W)), 100, factorize="always")
+    t = analyze(low, keep_eigenvalues=True)
+    row = t[0]
+    assert math.isfinite(row.sigma2) and "rank 100" in row.note
+    ax = Figure().add_subplot()
+    plot_esd(ax, t.eigenvalues["0[matrix]"], row)
+    assert "rank 100" in ax.get_title()
+    assert "incl. 20 at 0" in ax.get_legend().get_texts()[-1].get_text()
