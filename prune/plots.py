@@ -112,14 +112,17 @@ def plot_esd(ax, eigenvalues, row: LayerRow, *, bins: int | None = None, log_x: 
     else:
         hi = max(top, lam_plus if fitted else 0.0)
         hi = hi * 1.02 if hi > 0 else 1.0
-        if bins is not None:
-            nb = int(bins)
-        elif fitted:  # about 2 sqrt(#bulk) bins across the bulk [0, lambda_+], the same width beyond it
+        if bins is None and fitted:
+            # about 2 sqrt(#bulk) bins across the bulk [0, lambda_+], the same width beyond it, so that
+            # lambda_+ is a bin edge (no bar straddles the edge)
             n_bulk = int(np.count_nonzero(lam <= lam_plus))
-            nb = int(min(200, math.ceil(hi / (lam_plus / max(5, round(2 * math.sqrt(max(n_bulk, 1))))))))
+            width = lam_plus / max(5, round(2 * math.sqrt(max(n_bulk, 1))))
+            if hi / width > 200:  # far outliers on a linear axis (log_x=False): cap the bin count
+                width = hi / 200
+            edges = width * np.arange(math.ceil(hi / width) + 1)
         else:
-            nb = int(min(80, max(10, round(2 * math.sqrt(lam.size)))))
-        edges = np.linspace(0.0, hi, nb + 1)
+            nb = int(bins) if bins is not None else int(min(80, max(10, round(2 * math.sqrt(lam.size)))))
+            edges = np.linspace(0.0, hi, nb + 1)
         data = lam_plot
     if not few:
         # density over all p values (so the bars' area is the fraction of the spectrum they hold); on a log
