@@ -15,7 +15,8 @@ def _unique_tensors(model: nn.Module, include_buffers: bool):
     if include_buffers:
         tensors += [b for b in model.buffers() if b.is_floating_point()]
     for t in tensors:
-        key = (t.data_ptr(), t.numel())  # tied weights are stored once
+        # tied weights are stored once; meta tensors (data_ptr 0) have no storage to compare: each counts
+        key = ("meta", id(t)) if t.is_meta else (t.device, t.data_ptr(), t.numel())
         if key in seen:
             continue
         seen.add(key)

@@ -56,3 +56,13 @@ def test_errors():
     for fn in (count_parameters, count_nonzero):
         with pytest.raises(TypeError, match="model"):
             fn(torch.ones(3))
+
+
+def test_meta_device_model():
+    """A model built on the meta device (no storage, every data_ptr is 0) is counted tensor by tensor."""
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 10))
+        tied = nn.Sequential(nn.Embedding(7, 4), nn.Linear(4, 7, bias=False))
+    assert count_parameters(model) == 220
+    tied[1].weight = tied[0].weight
+    assert count_parameters(tied) == 28
