@@ -261,7 +261,7 @@ def analyze(model: nn.Module, alpha: float = 0.2, beta: float = 0.1, conv_view: 
                 rep = fit_spectrum(W, alpha=alpha, beta=beta)
         except ValueError as err:
             if not bool(torch.isfinite(W).all()):
-                raise
+                raise ValueError(f"{name}[{view}]: {err}") from err
             # finite, alpha and beta valid: BEMA's central window is zero (a rank-deficient matrix)
             s_max = float(torch.linalg.matrix_norm(W.double(), ord=2))
             rows.append(LayerRow(name, kind, view, N, M, p, n, math.nan, math.nan, math.nan, -1, math.nan, math.nan,
