@@ -729,7 +729,8 @@ def rmt_cycle_prune(model: nn.Module, target_sparsity: float, *, max_cycles: int
                     base_reduction: float = 0.06, growth: float = 1.02, sv_sparsify: bool = True,
                     theta_scale: float = SEED_THETA_SCALE, reg_steps=None, reg_kwargs: dict | None = None,
                     alpha: float = 0.25, beta: float = 0.8, eval_fn=None, layers: Iterable[str] | None = None,
-                    inplace: bool = False, progress: bool = True) -> tuple[nn.Module, Masks, list[CycleRecord]]:
+                    start_cycle: int = 1, inplace: bool = False,
+                    progress: bool = True) -> tuple[nn.Module, Masks, list[CycleRecord]]:
     r"""Seed paper 2's "Algorithm 3" (papers.md 2.2), run until the prunable weights reach ``target_sparsity``.
 
     Cycle i = 1, 2, ... with :math:`r_i` = ``base_reduction`` * ``growth`` ** i:
@@ -743,7 +744,8 @@ def rmt_cycle_prune(model: nn.Module, target_sparsity: float, *, max_cycles: int
     (d) ``eval_fn(model)`` if given.
 
     Stops as soon as the sparsity reaches the target, or after ``max_cycles`` (the history then shows the
-    sparsity reached; nothing is hidden). The seed uses ``reg_steps = 5000 + 1000 (i - 1)``; the default
+    sparsity reached; nothing is hidden). ``start_cycle`` continues a schedule (for a sweep over increasing
+    targets, pass the previous run's last cycle + 1). The seed uses ``reg_steps = 5000 + 1000 (i - 1)``; the default
     here is that schedule, which is slow on a CPU: pass ``reg_steps=0`` (or a smaller callable) to shorten it.
 
     Returns
@@ -759,6 +761,8 @@ def rmt_cycle_prune(model: nn.Module, target_sparsity: float, *, max_cycles: int
     target_sparsity = _check_amount(target_sparsity)
     if isinstance(max_cycles, bool) or not isinstance(max_cycles, int) or max_cycles < 1:
         raise ValueError(f"max_cycles must be an integer >= 1, got {max_cycles!r}")
+    if isinstance(start_cycle, bool) or not isinstance(start_cycle, int) or start_cycle < 1:
+        raise ValueError(f"start_cycle must be an integer >= 1, got {start_cycle!r}")
     if not 0 < base_reduction <= 1:
         raise ValueError(f"base_reduction must lie in (0, 1], got {base_reduction!r}")
     if not growth > 0:
@@ -780,7 +784,7 @@ def rmt_cycle_prune(model: nn.Module, target_sparsity: float, *, max_cycles: int
 
         bar = tqdm(total=max_cycles, desc=f"RMT cycles to sparsity {target_sparsity:.2f}", unit="cycle")
     masks = masks_from_model(target, layers)
-    for i in range(1, max_cycles + 1):
+    for i in range(start_cycle, start_cycle + max_cycles):
         t0 = time.perf_counter()
         zeros = total - sum(int(torch.count_nonzero(p)) for _, _, p in prunable_weights(target, layers))
         need = int(math.ceil(target_sparsity * total)) - zeros

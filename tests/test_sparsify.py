@@ -460,3 +460,12 @@ def test_algorithm_c_leaves_sparse_factors_alone():
     assert row["fc"].action == "skipped-sparse-factors"
     assert row["conv2"].action in ("sparsified-factors", "nofit")  # rank 6 of 24: BEMA may have no window
     assert torch.equal(new.fc.first.weight, pruned.fc.first.weight)
+
+
+def test_cycle_driver_start_cycle_continues_the_schedule():
+    model = nn.Linear(60, 40)
+    _, _, hist = rmt_cycle_prune(model, 0.05, reg_steps=0, start_cycle=5, progress=False)
+    assert hist[0].cycle == 5 and hist[0].reduction == pytest.approx(0.06 * 1.02 ** 5)
+    assert not hist[0].sv_sparsified and (len(hist) < 2 or hist[1].sv_sparsified)
+    with pytest.raises(ValueError, match="start_cycle"):
+        rmt_cycle_prune(model, 0.05, start_cycle=0)
