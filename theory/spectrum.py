@@ -33,18 +33,29 @@ def _esd_torch(W):
     if W.numel() == 0:
         raise ValueError(f"W must not be empty, got shape {tuple(W.shape)}")
     X = W.detach().to(torch.float64)
-    finite = torch.isfinite(X)
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
-        first = tuple(int(i) for i in torch.nonzero(~finite)[0])
-        raise ValueError(
-            f"W contains {bad} non-finite value(s) (NaN or Inf); first at index {first}: {X[first].item()!r}"
-        )
     N, M = X.shape[-2], X.shape[-1]
     n = max(N, M)
     Xt = X.transpose(-2, -1)
     G = (X @ Xt) if N <= M else (Xt @ X)
+    # A NaN or Inf anywhere in W makes a diagonal entry sum_k W_ik^2 of G non-finite, so the full
+    # (costly) scan of W is only needed when the diagonal is not finite (a finite W can also overflow).
+    if not bool(torch.isfinite(G.diagonal(dim1=-2, dim2=-1)).all()):
+        finite = torch.isfinite(X)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            first = tuple(int(i) for i in torch.nonzero(~finite)[0])
+            raise ValueError(
+                f"W contains {bad} non-finite value(s) (NaN or Inf); first at index {first}: {X[first].item()!r}"
+            )
+        _overflow(float(X.abs().max()))
     return torch.linalg.eigvalsh(G / n)
+
+
+def _overflow(max_abs: float) -> None:
+    raise ValueError(
+        f"W's Gram matrix overflows float64 (max |W_ij| = {max_abs!r}): its eigenvalues s_i^2/n are not "
+        f"representable; rescale W"
+    )
 
 
 def esd(W):
@@ -76,7 +87,8 @@ def esd(W):
     Raises
     ------
     ValueError
-        W has fewer than 2 dimensions, is empty, or contains NaN/Inf.
+        W has fewer than 2 dimensions, is empty, contains NaN/Inf, or is so large that its Gram matrix
+        overflows float64.
     TypeError
         W is not real and numeric.
 
@@ -94,7 +106,10 @@ def esd(W):
     N, M = X.shape[-2], X.shape[-1]
     n = max(N, M)
     Xt = np.swapaxes(X, -2, -1)
-    G = (X @ Xt) if N <= M else (Xt @ X)
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = (X @ Xt) if N <= M else (Xt @ X)
+    if not np.isfinite(np.diagonal(G, axis1=-2, axis2=-1)).all():
+        _overflow(float(np.max(np.abs(X))))
     return np.linalg.eigvalsh(G / n)
 
 

@@ -1,0 +1,351 @@
+"""Fuzz of the public API: random shapes, dtypes, NaN/Inf, zero and rank-one matrices, huge aspect ratios,
+empty models, out-of-range options. A call may succeed or raise a clean ``ValueError`` / ``TypeError``
+(DESIGN.md "Errors"); any other exception (IndexError, ZeroDivisionError, RuntimeError from LAPACK, ...)
+is a crash and fails the test. A success must not hand back NaN where the input was finite and valid.
+
+Also here: pruning never changes the input model unless ``inplace=True`` (every pruning function of
+``prune``), and a guard that a new public pruning function with an ``inplace`` flag gets that check.
+
+``benchmarks/fuzz.py`` runs the same targets (``TARGETS``) with many more examples and reports the crash
+count per function.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+import math
+import pkgutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import prune
+import theory
+from prune.params import count_parameters
+from prune.svd import energy_truncate, mp_truncate, rank_truncate, svd_truncate
+
+CLEAN = (ValueError, TypeError)
+
+# ----------------------------------------------------------------------------------------------- matrices
+SIZES = [0, 1, 2, 3, 7, 8, 9, 16, 31, 64]
+ASPECTS = [(1, 3000), (3000, 1), (8, 2500), (2500, 8), (9, 1200), (1200, 9), (4000, 2)]
+KINDS = ["gauss", "zeros", "rank1", "const", "nan", "inf", "huge", "tiny", "ones_col", "int", "bool"]
+DTYPES = ["float64", "float32", "float16", "int64", "bool", "complex64", "object"]
+
+
+@st.composite
+def matrices(draw, allow_batch: bool = False):
+    """A 'matrix' as a user might pass it: numpy, torch or nested list; any shape, dtype and content."""
+    if draw(st.booleans()):
+        shape = (draw(st.sampled_from(SIZES)), draw(st.sampled_from(SIZES)))
+    else:
+        shape = draw(st.sampled_from(ASPECTS))
+    nd = draw(st.sampled_from([2, 2, 2, 1, 0, 3] if allow_batch else [2, 2, 2, 2, 1, 0, 3]))
+    if nd == 1:
+        shape = shape[:1]
+    elif nd == 0:
+        shape = ()
+    elif nd == 3:
+        shape = (2,) + tuple(min(s, 64) for s in shape)
+    kind = draw(st.sampled_from(KINDS))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal(shape)
+    if kind == "zeros":
+        A = np.zeros(shape)
+    elif kind == "rank1" and len(shape) >= 2:
+        A = np.multiply.outer(rng.standard_normal(shape[:-1]), rng.standard_normal(shape[-1]))
+    elif kind == "const":
+        A = np.full(shape, 0.37)
+    elif kind in ("nan", "inf") and A.size:
+        A.flat[rng.integers(A.size)] = np.nan if kind == "nan" else -np.inf
+    elif kind == "huge":
+        A = A * 1e200
+    elif kind == "tiny":
+        A = A * 1e-310
+    elif kind == "ones_col" and len(shape) >= 2:
+        A = np.zeros(shape)
+        A[..., 0] = 1.0
+    elif kind == "int":
+        A = rng.integers(-3, 4, size=shape)
+    elif kind == "bool":
+        A = rng.random(shape) < 0.5
+    dtype = draw(st.sampled_from(DTYPES))
+    if dtype == "object":
+        A = A.tolist() if draw(st.booleans()) else np.array(A, dtype=object)
+    elif dtype == "complex64":
+        A = np.asarray(A).astype(np.complex64)
+    else:
+        with np.errstate(all="ignore"):
+            A = np.asarray(A).astype(dtype)
+    if draw(st.booleans()) and isinstance(A, np.ndarray) and A.dtype != object:
+        A = torch.from_numpy(np.ascontiguousarray(A))
+    return A
+
+
+def vectors(min_size: int = 0, max_size: int = 80):
+    """An eigenvalue vector: random non-negative, with possible zeros, NaN, Inf, negatives, a wrong length."""
+    return st.lists(st.one_of(st.floats(0, 10), st.just(0.0), st.floats(allow_nan=True, allow_infinity=True),
+                              st.floats(-1e-3, 0)), min_size=min_size, max_size=max_size)
+
+
+INTS = st.one_of(st.integers(-3, 4000), st.sampled_from([0, 1, 2, 10**9]), st.floats(-5, 5), st.none(),
+                 st.just(True), st.just("10"))
+LEVELS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.2, 0.5, 1.0, -0.1]),
+                   st.none(), st.just("0.2"))
+ARRAYS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=0, max_size=6),
+    st.lists(st.floats(-12, 12), min_size=1, max_size=6).map(np.array),
+    st.sampled_from([[], "x", None, [[0.1, 0.2]], np.array([], dtype=float), np.array([1e308, -1e308])]),
+)
+
+
+# ------------------------------------------------------------------------------------------------- models
+@st.composite
+def models(draw):
+    """Small nn.Modules: Linear/Conv2d stacks of random sizes, empty models, non-prunable ones, NaN weights."""
+    kind = draw(st.sampled_from(["mlp", "mlp", "conv", "empty", "norm_only", "nan", "zeros", "rank1", "factor"]))
+    torch.manual_seed(draw(st.integers(0, 2**16)))
+    dims = draw(st.lists(st.sampled_from([1, 2, 5, 8, 9, 16, 40]), min_size=2, max_size=4))
+    if kind == "empty":
+        return nn.Sequential()
+    if kind == "norm_only":
+        return nn.Sequential(nn.LayerNorm(8), nn.ReLU())
+    if kind == "conv":
+        c = dims[:3] if len(dims) >= 3 else dims + [4]
+        k = draw(st.sampled_from([1, 3]))
+        return nn.Sequential(nn.Conv2d(c[0], c[1], k), nn.ReLU(), nn.Conv2d(c[1], c[2], k, groups=1))
+    layers = [nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])]
+    model = nn.Sequential(*layers)
+    with torch.no_grad():
+        if kind == "nan":
+            layers[0].weight.view(-1)[0] = float("nan")
+        elif kind == "zeros":
+            layers[-1].weight.zero_()
+        elif kind == "rank1":
+            w = layers[0].weight
+            w.copy_(torch.outer(torch.randn(w.shape[0]), torch.randn(w.shape[1])))
+    if kind == "factor":
+        model, _ = rank_truncate(model, 1, factorize="always")
+    return model
+
+
+# ------------------------------------------------------------------------------------------------ targets
+def _mp_method(ratio, sigma2, method, x):
+    law = theory.MarchenkoPastur(ratio=ratio, sigma2=sigma2)
+    return getattr(law, method)(x)
+
+
+def _tw_method(beta, method, x):
+    return getattr(theory.TracyWidom(beta), method)(x)
+
+
+TARGETS = {
+    "MarchenkoPastur": (
+        st.tuples(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e-12, 1.0, 1e12, 0])),
+                  st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1.0, 1e-300])),
+                  st.sampled_from(["pdf", "cdf", "sf", "ppf", "isf"]), ARRAYS),
+        lambda a: _mp_method(*a)),
+    "TracyWidom": (
+        st.tuples(st.sampled_from([1, 2, 4, 3, 0, True, 1.0, "1"]),
+                  st.sampled_from(["cdf", "sf", "pdf", "logcdf", "logsf", "ppf", "isf"]), ARRAYS),
+        lambda a: _tw_method(*a)),
+    "bema": (st.tuples(vectors(), INTS, INTS, LEVELS, LEVELS),
+             lambda a: theory.bema(a[0], p=a[1], n=a[2], alpha=a[3], beta=a[4])),
+    "mp_fit_error": (st.tuples(vectors(), INTS, INTS, LEVELS, LEVELS, st.sampled_from(["central", "full", "x"])),
+                     lambda a: theory.mp_fit_error(a[0], p=a[1], n=a[2], sigma2=a[3], alpha=a[4], window=a[5])),
+    "esd": (matrices(allow_batch=True), lambda W: theory.esd(W)),
+    "fit_spectrum": (st.tuples(matrices(), LEVELS, LEVELS),
+                     lambda a: theory.fit_spectrum(a[0], alpha=a[1], beta=a[2])),
+    "analyze": (st.tuples(models(), st.sampled_from(["im2col", "slices", "x"]), LEVELS),
+                lambda a: prune.analyze(a[0], conv_view=a[1], beta=a[2] if a[2] is not None else 0.1)),
+    "mp_truncate": (st.tuples(models(), st.one_of(st.floats(-0.5, 1.5), st.just(float("nan"))),
+                              st.sampled_from(["auto", "always", "never", "x"])),
+                    lambda a: mp_truncate(a[0], bulk_keep=a[1], factorize=a[2])),
+    "rank_truncate": (st.tuples(models(), st.one_of(st.integers(-2, 50), st.floats(0, 5), st.just(True))),
+                      lambda a: rank_truncate(a[0], a[1])),
+    "energy_truncate": (st.tuples(models(), st.one_of(st.floats(-0.5, 1.5), st.just(float("nan")))),
+                        lambda a: energy_truncate(a[0], a[1])),
+    "count_parameters": (st.one_of(models(), st.sampled_from([None, 3, "model", torch.zeros(3)])),
+                         lambda m: count_parameters(m)),
+}
+
+
+def outcome(call, arg) -> str:
+    """"ok", "clean" (ValueError/TypeError) or "crash: <exception>" for one call."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            call(arg)
+    except CLEAN:
+        return "clean"
+    except Exception as exc:  # noqa: BLE001 - the point: anything else is a crash
+        return f"crash: {type(exc).__name__}: {exc}"[:300]
+    return "ok"
+
+
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ_SLOW = settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _fuzz_one(name: str, example) -> None:
+    call = TARGETS[name][1]
+    res = outcome(call, example)
+    assert not res.startswith("crash"), f"{name}({example!r:.300}) -> {res}"
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_fuzz_no_crash(name):
+    FUZZ(given(TARGETS[name][0])(lambda ex: _fuzz_one(name, ex)))()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_fuzz_no_crash_slow(name):
+    FUZZ_SLOW(given(TARGETS[name][0])(lambda ex: _fuzz_one(name, ex)))()
+
+
+# ------------------------------------------------------------------------- specific edge cases (regression)
+@pytest.mark.parametrize("W", [
+    np.zeros((16, 32)), np.ones((16, 32)), np.outer(np.arange(1.0, 17.0), np.ones(40)),
+    np.eye(9, 3000), np.full((3000, 9), 1e-300), np.random.default_rng(0).standard_normal((9, 4000)) * 1e150,
+])
+def test_degenerate_matrices_clean(W):
+    for fn in (theory.esd, theory.fit_spectrum):
+        assert not outcome(fn, W).startswith("crash"), (fn.__name__, W.shape)
+        assert not outcome(fn, torch.from_numpy(W)).startswith("crash"), (fn.__name__, W.shape)
+
+
+def test_finite_valid_input_gives_finite_fit():
+    rng = np.random.default_rng(1)
+    for N, M in [(8, 8), (9, 3000), (3000, 9), (64, 16)]:
+        rep = theory.fit_spectrum(rng.standard_normal((N, M)).astype(np.float32))
+        assert math.isfinite(rep.sigma2) and rep.sigma2 > 0 and math.isfinite(rep.mp_fit_error)
+        assert 0 <= rep.n_spikes <= rep.p
+
+
+def test_empty_model_errors_cleanly():
+    for fn in (prune.analyze, mp_truncate, lambda m: rank_truncate(m, 2), energy_truncate):
+        with pytest.raises(ValueError, match="model"):
+            fn(nn.Sequential())
+    assert count_parameters(nn.Sequential()) == 0
+
+
+# -------------------------------------------------------------- pruning never changes the input model
+def _snapshot(model: nn.Module):
+    return (repr(model), {k: v.detach().clone() for k, v in model.state_dict().items()},
+            [id(m) for m in model.modules()], model.training)
+
+
+def _assert_unchanged(model, snap):
+    r, state, ids, training = snap
+    assert repr(model) == r, "structure changed"
+    now = model.state_dict()
+    assert now.keys() == state.keys()
+    for k in state:
+        assert torch.equal(now[k], state[k]) or (now[k].isnan() == state[k].isnan()).all() and torch.equal(
+            torch.nan_to_num(now[k]), torch.nan_to_num(state[k])), f"{k} changed"
+    assert [id(m) for m in model.modules()] == ids, "submodules replaced"
+    assert model.training == training
+
+
+def _net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 4 * 4, 40), nn.ReLU(),
+                         nn.Linear(40, 24))
+
+
+def _masks(model):
+    from prune.sparsify import magnitude_prune
+
+    return magnitude_prune(model, amount=0.5)[1]
+
+
+# function name -> (module, extra keyword arguments); every call goes with the default inplace=False
+PRUNE_CALLS = {
+    "svd_truncate": ("prune.svd", dict(rule=lambda name, module, svd: (2, {}))),
+    "mp_truncate": ("prune.svd", dict(bulk_keep=0.3)),
+    "rank_truncate": ("prune.svd", dict(rank=3)),
+    "energy_truncate": ("prune.svd", dict(energy=0.5)),
+    "magnitude_prune": ("prune.sparsify", dict(amount=0.5)),
+    "apply_masks": ("prune.sparsify", dict(masks=_masks)),
+    "sparsify_singular_vectors": ("prune.sparsify", dict(theta=0.05)),
+    "mp_magnitude_prune": ("prune.sparsify", dict(reduction=0.3)),
+    "rmt_cycle_prune": ("prune.sparsify", dict(target_sparsity=0.3, max_cycles=1, reg_steps=2, progress=False)),
+    "spectral_sparsify": ("prune.spectral_sparsify", dict(amount=0.3)),
+    "regularize": ("prune.regularize", dict(steps=2)),
+}
+# public functions with an ``inplace`` flag that are not pruning steps (training loops): not covered here
+NOT_PRUNING = {"train", "finetune"}
+
+
+def _prune_functions():
+    """(module name, function name) of every public function of prune.* with an ``inplace`` parameter."""
+    out = []
+    for info in pkgutil.iter_modules(prune.__path__):
+        try:
+            mod = importlib.import_module(f"prune.{info.name}")
+        except ImportError:
+            continue
+        for fname, fn in vars(mod).items():
+            if (inspect.isfunction(fn) and fn.__module__ == mod.__name__ and not fname.startswith("_")
+                    and "inplace" in inspect.signature(fn).parameters):
+                out.append((mod.__name__, fname))
+    return out
+
+
+def test_every_pruning_function_is_covered():
+    missing = [f"{m}.{f}" for m, f in _prune_functions() if f not in PRUNE_CALLS and f not in NOT_PRUNING]
+    assert not missing, f"add these pruning functions to PRUNE_CALLS (no-mutation check): {missing}"
+
+
+@pytest.mark.parametrize("fname", sorted(PRUNE_CALLS))
+def test_pruning_does_not_change_input(fname):
+    modname, kwargs = PRUNE_CALLS[fname]
+    try:
+        fn = getattr(importlib.import_module(modname), fname)
+    except (ImportError, AttributeError):
+        pytest.skip(f"{modname}.{fname} does not exist in this checkout")
+    model = _net()
+    model.train(False)
+    kw = {k: (v(model) if k == "masks" else v) for k, v in kwargs.items()}
+    snap = _snapshot(model)
+    out = fn(model, **kw)
+    result = out[0] if isinstance(out, tuple) else out
+    _assert_unchanged(model, snap)
+    assert result is not model
+    # and the copy is a working model
+    assert result(torch.randn(2, 3, 6, 6)).shape == (2, 24)
+
+
+@pytest.mark.parametrize("fname", ["mp_truncate", "rank_truncate", "magnitude_prune"])
+def test_inplace_true_does_change(fname):
+    """The no-mutation test can fail: with inplace=True the same calls do change the model."""
+    modname, kwargs = PRUNE_CALLS[fname]
+    fn = getattr(importlib.import_module(modname), fname)
+    model = _net(1)
+    snap = _snapshot(model)
+    fn(model, inplace=True, **kwargs)
+    with pytest.raises(AssertionError):
+        _assert_unchanged(model, snap)
+
+
+def test_deepcopy_snapshot_sanity():
+    model = _net(2)
+    snap = _snapshot(copy.deepcopy(model))
+    _assert_unchanged(model, snap[:2] + ([id(m) for m in model.modules()], model.training))
+
+
+@pytest.mark.parametrize("to_torch", [False, True])
+def test_gram_overflow_is_a_clean_error(to_torch):
+    """Found by this fuzz: a finite W with entries ~1e200 overflowed the Gram matrix and LAPACK failed."""
+    W = np.random.default_rng(0).standard_normal((16, 40)) * 1e200
+    with pytest.raises(ValueError, match="overflows float64"):
+        theory.esd(torch.from_numpy(W) if to_torch else W)
