@@ -242,6 +242,11 @@ def svd_truncate(model: nn.Module, rule: RankRule, *, layers: Iterable[str] | No
     return target, cuts
 
 
+def _check_number(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+
+
 def _spectrum_fields(rep: SpectrumReport) -> dict:
     return dict(sv_edge=rep.sv_edge, n_spikes=rep.n_spikes, bulk_fraction=rep.bulk_fraction,
                 mp_fit_error=rep.mp_fit_error)
@@ -275,6 +280,11 @@ def mp_truncate(model: nn.Module, *, bulk_keep: float = 0.0, alpha: float = 0.25
     (nn.Module, list[LayerCut])
         The truncated model (a copy unless ``inplace``) and one report row per layer.
     """
+    _check_number("bulk_keep", bulk_keep)
+    _check_number("alpha", alpha)
+    _check_number("beta", beta)
+    if fit_cutoff is not None:
+        _check_number("fit_cutoff", fit_cutoff)
     if not 0.0 <= bulk_keep <= 1.0:
         raise ValueError(f"bulk_keep must lie in [0, 1], got {bulk_keep}")
     if fit_cutoff is not None and not fit_cutoff > 0:
@@ -310,6 +320,7 @@ def rank_truncate(model: nn.Module, rank: int, **kwargs) -> tuple[nn.Module, lis
 
 def energy_truncate(model: nn.Module, energy: float = 0.9, **kwargs) -> tuple[nn.Module, list[LayerCut]]:
     r"""Keep per layer the smallest k with :math:`\sum_{i \le k} s_i^2 \ge` ``energy`` :math:`\sum_i s_i^2` (baseline)."""
+    _check_number("energy", energy)
     if not 0.0 < energy <= 1.0:
         raise ValueError(f"energy must lie in (0, 1], got {energy}")
 

@@ -381,6 +381,11 @@ def test_errors_name_the_argument():
     for bad in (0, 2.5, True, -3):
         with pytest.raises(ValueError, match="rank"):
             rank_truncate(model, bad)
+    for name in ("bulk_keep", "alpha", "beta", "fit_cutoff"):
+        with pytest.raises(TypeError, match=name):
+            mp_truncate(model, **{name: "0.1"})
+    with pytest.raises(TypeError, match="energy"):
+        energy_truncate(model, None)
     with pytest.raises(ValueError, match="factorize"):
         rank_truncate(model, 50, factorize="sometimes")  # checked even when nothing is cut
     for bad in (0, 1.5, True):
