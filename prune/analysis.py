@@ -221,6 +221,9 @@ def analyze(model: nn.Module, alpha: float = 0.2, beta: float = 0.1, conv_view: 
     ValueError
         The model has no weight matrix to analyse, or a bad option.
     """
+    for arg, value in (("alpha", alpha), ("beta", beta)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{arg} must be a real number, got {type(value).__name__} {value!r}")
     if not 0.0 < alpha < 0.5:
         raise ValueError(f"alpha must lie in (0, 1/2), got {alpha}")
     if not 0.0 < beta < 1.0:

@@ -262,6 +262,8 @@ def test_errors():
     model = nn.Sequential(nn.Linear(20, 20))
     with pytest.raises(ValueError, match="alpha"):
         analyze(model, alpha=0.5)
+    with pytest.raises(TypeError, match="beta"):
+        analyze(model, beta="0.1")
     with pytest.raises(ValueError, match="beta"):
         analyze(nn.Sequential(nn.Linear(20, 3)), beta=1.5)  # checked even when no matrix is fitted
     with torch.no_grad():
