@@ -49,6 +49,7 @@ FIGURES: tuple[str, ...] = (
     "rank_truncation_accuracy",
     "fc_pruning_table",
     "magnitude_after_mp",
+    "fashion_cnn_mp_pruning",
 )
 
 _REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
