@@ -16,8 +16,9 @@ from .registry import (Comparison, FigureContext, FigureResult, experiment_resul
 
 NAME = "magnitude_after_mp"
 TITLE = "Magnitude thresholding after MP training: accuracy against parameters"
-CAPTION = ("Nets trained with MP pruning start from fewer parameters and, when their smallest weights are then "
-           "zeroed, keep their accuracy down to a smaller non-zero count than nets trained without it.")
+CAPTION = ("Test accuracy against the non-zero parameter count when the smallest weights of the FC nets trained "
+           "with and without MP pruning are zeroed, next to the paper's reading that MP-trained nets keep about "
+           "90 % down to about 55 % of the parameters.")
 SOURCE = "papers.md 2.4a (figure after MP training); simulations.experiments.magnitude_after_mp"
 COLUMNS = ("rule", "amount", "test_acc_pct", "test_acc_std_pct", "nonzero", "nonzero_frac_of_dense", "seeds")
 EXPERIMENT = "magnitude_after_mp"

@@ -15,8 +15,8 @@ from .registry import (Comparison, FigureContext, FigureResult, experiment_resul
 
 NAME = "rank_truncation_accuracy"
 TITLE = "Rank-k truncation accuracy curve (MNIST FC, layer 1)"
-CAPTION = ("Keeping only the k largest singular values of the first layer loses accuracy only below about the rank "
-           "that BEMA predicts from the spectrum alone, as in the precursor notebook's table.")
+CAPTION = ("Test accuracy after keeping only the k largest singular values of the first layer, against k, with the "
+           "rank that BEMA predicts from the spectrum alone marked, next to the precursor notebook's table.")
 SOURCE = "papers.md 1.4; simulations.experiments.rank_truncation"
 COLUMNS = ("k", "test_acc_mean_pct", "test_acc_std_pct", "seeds", "paper_test_acc_pct")
 EXPERIMENT = "rank_truncation"
@@ -41,27 +41,33 @@ def make(ctx: FigureContext) -> FigureResult:
     pk = np.array(sorted(paper), dtype=float)
     pv = np.array([paper[int(x)] for x in pk])
     fig, axes = style.figure(ncols=2, width=4.8, height=3.6)
-    for ax, zoom in zip(axes, (False, True)):
-        sel = k >= 20 if zoom else np.ones_like(k, bool)
-        psel = pk >= 20 if zoom else np.ones_like(pk, bool)
-        ax.errorbar(k[sel], m[sel], yerr=sd[sel], marker="o", ms=4, capsize=2, color=style.COLORS[0],
-                    label=f"ours (mean $\\pm$ sd, {len(fits)} seed{'s' if len(fits) > 1 else ''})")
-        style.paper_marker(ax, pk[psel], pv[psel], label="paper (precursor notebook)")
+    label_ours = f"ours (mean $\\pm$ sd, {len(fits)} seed{'s' if len(fits) > 1 else ''})"
+    for ax, full in zip(axes, (False, True)):
+        sel = k >= 5 if full else k <= 100
+        ax.errorbar(k[sel], m[sel], yerr=sd[sel], marker="o", ms=4, capsize=2, color=style.COLORS[0], label=label_ours)
+        style.paper_marker(ax, pk[pk >= 5] if full else pk, pv[pk >= 5] if full else pv,
+                           label="paper (precursor notebook)")
         for i, r_ in enumerate(ranks):
-            ax.axvline(r_, color=style.COLORS[1], alpha=0.7, lw=1.2, label=f"our BEMA rank ({', '.join(map(str, ranks))})" if i == 0 else None)
+            ax.axvline(r_, color=style.COLORS[1], alpha=0.7, lw=1.2,
+                       label=f"our BEMA rank ({', '.join(map(str, ranks))})" if i == 0 else None)
         ax.axvline(ref["bema_rank_layer1"], color="k", linestyle=":", label=f"paper's BEMA rank {ref['bema_rank_layer1']}")
         ax.axhline(100 * dense["test_acc_mean"], color=style.COLORS[0], linestyle="--", lw=1,
                    label=f"ours dense: {100 * dense['test_acc_mean']:.2f} %")
-        ax.set_xlabel("rank k kept in layer 1 (784 x 1000)")
+        ax.axhline(ref["dense_test_accuracy"], color="k", linestyle="--", lw=0.8,
+                   label=f"paper dense: {ref['dense_test_accuracy']:.2f} %")
+        ax.set_xlabel("rank k kept in layer 1 (784 x 1000)" + (" (log scale)" if full else ""))
         ax.set_ylabel("MNIST test accuracy (%)")
-        if zoom:
-            lo = min(m[sel].min(), pv[psel].min())
-            ax.set_ylim(lo - 1.0, max(m.max(), pv.max()) + 0.5)
-            ax.set_title("zoom: k >= 20")
+        if full:
+            ax.set_xscale("log")
+            style.log_ticks(ax, [v for v in (5, 10, 20, 50, 100, 200, 500, 784) if v <= k.max()])
+            lo = min(m[sel].min(), pv[pk >= 5].min())
+            ax.set_ylim(lo - 2.0, 100)
+            ax.set_title("every k measured, k >= 5")
         else:
             ax.set_ylim(0, 100)
-            ax.set_title("rank-k truncation of layer 1")
-            ax.legend(fontsize=7.5, loc="lower right")
+            ax.set_xlim(-3, 103)
+            ax.set_title("k <= 100 (the paper's range)")
+            ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("MNIST [784, 1000, 10]: accuracy after keeping k singular values of layer 1")
     src = ref_source(ref)
     scale = meta.get("scale", {}).get("name", "?")
