@@ -128,33 +128,41 @@ def evaluate(model: nn.Module, dataset: str, split: str = "test",
     return EvalResult(acc, int(len(y)), key, split, logits if return_logits else None, y if return_logits else None)
 
 
-def inference_time(model: nn.Module, x: torch.Tensor, repeats: int = 7, warmup: int = 2, threads: int | None = 1
-                   ) -> dict:
-    """CPU wall time of one forward pass on ``x`` (eval mode, no_grad): median, min and all of ``repeats`` runs, in ms.
+def inference_time(model: nn.Module | Sequence[nn.Module], x: torch.Tensor, repeats: int = 7, warmup: int = 2,
+                   threads: int | None = 1) -> dict | list[dict]:
+    """CPU wall time of one forward pass on ``x`` (eval mode, no_grad): median, min and all ``repeats`` runs, in ms.
 
-    ``threads`` sets ``torch.set_num_threads`` for the measurement (restored afterwards); None leaves it.
-    The median is robust to the other processes of a shared machine; compare models only within one call site.
+    Given a list of models, the runs are interleaved (model 1, model 2, ..., model 1, ...), so that a change in
+    the load of a shared machine hits every model alike; one dict per model is returned. ``threads`` sets
+    ``torch.set_num_threads`` for the measurement (restored afterwards); None leaves it.
     """
     import time
 
+    models = [model] if isinstance(model, nn.Module) else list(model)
+    if not models or not all(isinstance(m, nn.Module) for m in models):
+        raise TypeError("model must be an nn.Module or a non-empty sequence of them")
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
     old = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    was_training = model.training
-    model.eval()
-    times = []
+    modes = [m.training for m in models]
+    times: list[list[float]] = [[] for _ in models]
     try:
         with torch.no_grad():
-            for _ in range(warmup):
-                model(x)
+            for m in models:
+                m.eval()
+                for _ in range(warmup):
+                    m(x)
             for _ in range(repeats):
-                t0 = time.perf_counter()
-                model(x)
-                times.append((time.perf_counter() - t0) * 1e3)
+                for m, t in zip(models, times):
+                    t0 = time.perf_counter()
+                    m(x)
+                    t.append((time.perf_counter() - t0) * 1e3)
     finally:
         torch.set_num_threads(old)
-        model.train(was_training)
-    return dict(median_ms=float(np.median(times)), min_ms=float(min(times)), runs_ms=times, batch=int(x.shape[0]),
-                threads=threads)
+        for m, mode in zip(models, modes):
+            m.train(mode)
+    out = [dict(median_ms=float(np.median(t)), min_ms=float(min(t)), runs_ms=t, batch=int(x.shape[0]), threads=threads)
+           for t in times]
+    return out[0] if isinstance(model, nn.Module) else out
