@@ -50,6 +50,7 @@ FIGURES: tuple[str, ...] = (
     "fc_pruning_table",
     "magnitude_after_mp",
     "fashion_cnn_mp_pruning",
+    "accuracy_vs_parameters",
 )
 
 _REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
