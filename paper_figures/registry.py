@@ -30,8 +30,7 @@ from typing import Any, Iterable
 
 __all__ = [
     "FIGURES", "FigureContext", "FigureResult", "Comparison", "reference", "figure_module", "run_figure",
-    "run_figures", "write_gallery", "comparison_table", "read_sidecar", "results_root", "find_results",
-    "experiment_results",
+    "run_figures", "write_gallery", "comparison_table", "read_sidecar", "results_root", "experiment_results",
     "write_csv", "read_csv",
 ]
 
@@ -150,12 +149,6 @@ def repo_root() -> Path:
     """The repository root (parent of this package) when it holds ``benchmarks/``, else the working directory."""
     root = Path(__file__).resolve().parent.parent
     return root if (root / "benchmarks").is_dir() else Path(".")
-
-
-def find_results(experiment: str, pattern: str = "*.csv") -> list[Path]:
-    """The cached result files of ``experiment`` (``results/<experiment>/<pattern>``), sorted; [] if none."""
-    d = results_root() / experiment
-    return sorted(d.glob(pattern)) if d.is_dir() else []
 
 
 def experiment_results(ctx: FigureContext, experiment: str, required: tuple[str, ...] = ("table.csv",),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import struct
 from pathlib import Path
 
@@ -110,22 +109,25 @@ def test_csv_round_trip_and_comparison_table(tmp_path):
     assert md.splitlines()[0].startswith("| figure | quantity | paper | ours | difference")
 
 
-def test_cli_list_and_unknown_name(capsys):
+def test_cli_list_and_unknown_name(capsys, tmp_path):
     from rmt.cli import main
 
     assert main(["figures", "--list"]) == 0
     out = capsys.readouterr().out
     for name in FIGURES:
         assert name in out
-    assert main(["figures", "no_such_figure", "--out", os.devnull + "_unused"]) == 2
+    assert main(["figures", "no_such_figure", "--out", str(tmp_path / "figs")]) == 2
+    assert not (tmp_path / "figs").exists()
 
 
 # ------------------------------------------------------------------------------------------ fast: cheap figures
 @pytest.mark.parametrize("name", ["loss_vs_theta", "esd_trained_layers"])
 def test_cheap_figure(tmp_path, name):
-    ctx = FigureContext(out=tmp_path, quick=True, seed=0, device="cpu", progress=False)
+    ctx = FigureContext(out=tmp_path, quick=True, seed=0, device="cpu", progress=False, pdf=True)
     side = registry.run_figure(name, ctx)
     _check_outputs(tmp_path, side)
+    assert (tmp_path / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert f"{name}.pdf" in side["files"]
 
 
 def test_loss_vs_theta_data_follow_the_theorem(tmp_path):
