@@ -30,6 +30,8 @@ CSV_NAME = "prune_models.csv"
 #: the methods drawn, in legend order, with their marker
 METHODS = {"mp-svd": "o", "mp-svd-fit": "P", "rmt-cycles": "D", "rank": "s", "energy": "^", "magnitude": "v",
            "spectral": "x"}
+#: the accuracy axes show this many points below the dense accuracy (collapsed points fall under the axis)
+CUT = 20.0
 MODEL_TITLES = {"mnist-cnn": "MNIST CNN", "resnet20": "CIFAR-10 ResNet-20", "resnet56": "CIFAR-10 ResNet-56",
                 "vit-mnist": "ViT (ours) on MNIST"}
 
@@ -102,18 +104,21 @@ def make(ctx: FigureContext) -> FigureResult:
         dense = ms[0]["accuracy_dense_pct"]
         ax.axhline(dense, color="k", linestyle=":", lw=1, label=f"dense {dense:.2f} %")
         ax.set_xlim(-2, 100)
-        lo = max(0.0, min(dense - 25, min(r["accuracy_pct"] for r in ms)))
-        ax.set_ylim(lo, dense + 0.15 * (dense - lo) + 0.5)
+        lo = max(0.0, dense - CUT)
+        ax.set_ylim(lo, dense + 0.25 * (dense - lo))
+        below = sum(r["accuracy_pct"] < lo for r in ms)
         ax.set_xlabel("parameters removed (%)")
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{MODEL_TITLES.get(model, model)} ({ms[0]['params_dense']:,} params, {ms[0]['n_test']} test images)",
-                     fontsize=9)
-    # legend once, on the first panel
-    handles, labels = axes[0].get_legend_handles_labels()
-    axes[0].legend(handles, labels, fontsize=6.5, loc="lower left", ncol=2)
-    for ax in axes[1:len(models)]:
+        ax.set_title(f"{MODEL_TITLES.get(model, model)} ({ms[0]['params_dense']:,} params, {ms[0]['n_test']} test "
+                     f"images)" + (f"\n{below} point(s) more than {CUT:g} points below dense, under the axis" if below
+                                   else ""), fontsize=9)
+    # the methods' legend once, below the panels (it would hide the curves inside them); each panel names its dense line
+    seen = {}
+    for ax in axes[:len(models)]:
         h, lab = ax.get_legend_handles_labels()
+        seen.update({l_: h_ for h_, l_ in zip(h[:-1], lab[:-1]) if l_ not in seen})
         ax.legend([h[-1]], [lab[-1]], fontsize=7, loc="lower left")
+    fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncol=7, fontsize=7)
     # the paper's curves as accuracy drops, with ours for the ViT (Algorithm 3 = rmt-cycles, as in the paper)
     ax = axes[len(models)]
     for (label, cur), ls in zip(ref["curves"].items(), ("--", "-.", ":")):
