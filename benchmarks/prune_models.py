@@ -115,10 +115,16 @@ def main(argv=None) -> int:
     ap.add_argument("--ft-train", type=int, default=None,
                     help="training images used by the fine-tune (default: per model, see CONFIG)")
     ap.add_argument("--ft-lr", type=float, default=0.01)
+    ap.add_argument("--ft-targets", type=float, nargs="+", default=None, help="override CONFIG's ft_targets")
+    ap.add_argument("--ft-methods", nargs="+", default=None, help="override CONFIG's ft_methods")
     ap.add_argument("--no-finetune", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--append", action="store_true", help="keep the rows of other models already in the CSV")
+    ap.add_argument("--plot-only", action="store_true", help="only redraw the PNGs from the CSV/JSON in --out")
     args = ap.parse_args(argv)
+    if args.plot_only:
+        replot(args.out)
+        return 0
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = args.out / "prune_models.csv", args.out / "prune_models.json"
@@ -139,7 +145,11 @@ def main(argv=None) -> int:
     from tqdm.auto import tqdm
 
     for name in args.models:
-        cfg = CONFIG[name]
+        cfg = dict(CONFIG[name])
+        if args.ft_targets:
+            cfg["ft_targets"] = args.ft_targets
+        if args.ft_methods:
+            cfg["ft_methods"] = args.ft_methods
         try:
             base = load_model(name)
         except (FileNotFoundError, ValueError, OSError) as e:
@@ -222,33 +232,58 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def plot(name: str, rows: list[dict], acc0: float, path: Path, goal_red: float, goal_drop: float) -> None:
+    """Two panels: the whole accuracy range, and a zoom on the band within a few goal-drops of dense."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5.2))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     colors = dict(zip(methods, plt.cm.tab10.colors))
-    for mth in methods:
-        for ft, style in ((False, "-o"), (True, "--s")):
-            pts = sorted((r for r in rows if r["method"] == mth and r["finetuned"] == ft), key=lambda r: r["reduction"])
-            if pts:
-                ax.plot([100 * r["reduction"] for r in pts], [100 * r["accuracy"] for r in pts], style,
-                        color=colors[mth], ms=4, lw=1.2, label=f"{mth}" + (" + fine-tune" if ft else ""))
-    ax.axhline(100 * acc0, color="k", lw=0.8, label=f"dense {100 * acc0:.2f}%")
-    ax.axhline(100 * acc0 - goal_drop, color="k", lw=0.8, ls=":", label=f"dense - {goal_drop} points")
-    ax.axvline(100 * goal_red, color="gray", lw=0.8, ls=":", label=f"goal: {100 * goal_red:.0f}% fewer")
-    lo = min(100 * r["accuracy"] for r in rows)
-    ax.set_ylim(max(lo - 2, 0), 100 * acc0 + 1.5)
-    ax.set_xlabel("parameter reduction (%)  [count_parameters for SVD, count_nonzero for sparse]")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{name}: accuracy against remaining parameters")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    band = max(5 * goal_drop, 2.0)
+    for ax, zoom in zip(axes, (False, True)):
+        for mth in methods:
+            for ft, style in ((False, "-o"), (True, "--s")):
+                pts = sorted((r for r in rows if r["method"] == mth and r["finetuned"] == ft),
+                             key=lambda r: r["reduction"])
+                if pts:
+                    ax.plot([100 * r["reduction"] for r in pts], [100 * r["accuracy"] for r in pts], style,
+                            color=colors[mth], ms=4, lw=1.2, label=f"{mth}" + (" + fine-tune" if ft else ""))
+        ax.axhline(100 * acc0, color="k", lw=0.8, label=f"dense {100 * acc0:.2f}%")
+        ax.axhline(100 * acc0 - goal_drop, color="k", lw=0.8, ls=":", label=f"dense - {goal_drop:g} points")
+        ax.axvline(100 * goal_red, color="gray", lw=0.8, ls=":", label=f"goal: {100 * goal_red:.0f}% fewer")
+        if zoom:
+            ax.set_ylim(100 * acc0 - band, 100 * acc0 + 0.3 * band)
+            ax.set_title(f"zoom: within {band:g} points of dense")
+        else:
+            lo = min(100 * r["accuracy"] for r in rows)
+            ax.set_ylim(max(lo - 2, 0), 100 * acc0 + 2)
+            ax.set_title(f"{name}: accuracy against remaining parameters")
+            ax.legend(fontsize=7, ncol=2, loc="lower left")
+        ax.set_xlim(-2, 100)
+        ax.set_xlabel("parameter reduction (%)  [count_parameters: SVD; count_nonzero: sparse]")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def replot(out: Path) -> None:
+    """Redraw every model's PNG from the CSV and JSON in ``out``."""
+    meta = json.loads((out / "prune_models.json").read_text())
+    with open(out / "prune_models.csv") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["finetuned"] = r["finetuned"] == "True"
+        for k in ("reduction", "accuracy"):
+            r[k] = float(r[k])
+    for name, info in meta["models"].items():
+        if "goal" not in info:
+            continue
+        plot(name, [r for r in rows if r["model"] == name], info["accuracy_dense"], out / f"prune_models_{name}.png",
+             info["goal"]["reduction"], info["goal"]["max_drop_points"])
 
 
 if __name__ == "__main__":
