@@ -121,19 +121,33 @@ def test_cli_list_and_unknown_name(capsys, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ fast: cheap figures
-@pytest.mark.parametrize("name", ["loss_vs_theta", "esd_trained_layers"])
-def test_cheap_figure(tmp_path, name):
-    ctx = FigureContext(out=tmp_path, quick=True, seed=0, device="cpu", progress=False, pdf=True)
-    side = registry.run_figure(name, ctx)
+@pytest.fixture(scope="module")
+def loss_figure(tmp_path_factory):
+    """loss_vs_theta made once (with its PDF) for the tests below."""
+    out = tmp_path_factory.mktemp("loss_vs_theta")
+    side = registry.run_figure("loss_vs_theta", FigureContext(out=out, device="cpu", progress=False, pdf=True))
+    return out, side
+
+
+def test_cheap_figure_files(loss_figure):
+    out, side = loss_figure
+    _check_outputs(out, side)
+    assert (out / "loss_vs_theta.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "loss_vs_theta.pdf" in side["files"]
+
+
+def test_esd_trained_layers_files(tmp_path):
+    side = registry.run_figure("esd_trained_layers", FigureContext(out=tmp_path, device="cpu", progress=False))
     _check_outputs(tmp_path, side)
-    assert (tmp_path / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
-    assert f"{name}.pdf" in side["files"]
+    rows = read_csv(tmp_path / "esd_trained_layers.csv")
+    summary = {(r["state"], r["layer"]) for r in rows if r["kind"] == "summary"}
+    assert {("trained", "classifier.0"), ("initialisation", "classifier.0")} <= summary
 
 
-def test_loss_vs_theta_data_follow_the_theorem(tmp_path):
+def test_loss_vs_theta_data_follow_the_theorem(loss_figure):
     """The figure's data must show what its caption says: the loss grows with theta and stays below the bound."""
-    registry.run_figure("loss_vs_theta", FigureContext(out=tmp_path, device="cpu", progress=False))
-    rows = read_csv(tmp_path / "loss_vs_theta.csv")
+    out, _ = loss_figure
+    rows = read_csv(out / "loss_vs_theta.csv")
     for d in {r["draw"] for r in rows}:
         rs = sorted((r for r in rows if r["draw"] == d), key=lambda r: r["theta"])
         losses = [r["loss"] for r in rs]
