@@ -124,7 +124,7 @@ def plot(hist_rows: list, layer_rows: list, path, scale: dict) -> None:
         axes[0].fill_between(epochs, acc.mean(1) - acc.std(1), acc.mean(1) + acc.std(1), color=line.get_color(),
                              alpha=0.2)
         axes[1].plot(epochs, par.mean(1), marker="o", ms=3, label=rule, color=line.get_color())
-    axes[0].set(xlabel="epoch", ylabel="test accuracy (%)", title="Fashion-MNIST CNN: test accuracy (mean +- std)")
+    axes[0].set(xlabel="epoch", ylabel="test accuracy (%) (band: std over seeds)")
     axes[1].set(xlabel="epoch", ylabel="stored weights of conv + FC layers", title="stored layer weights")
     seeds = sorted({r["seed"] for r in layer_rows if r["rule"] == "mp_l1l2"})
     if seeds:
@@ -133,13 +133,29 @@ def plot(hist_rows: list, layer_rows: list, path, scale: dict) -> None:
         steps = sorted({r["epoch"] for r in s0})
         width = 0.8 / max(1, len(steps))
         x = np.arange(len(names))
+        # a layer left alone ("misfit" / "unchanged") keeps the rank it was cut to before: a recomposed layer's
+        # SVD reports full rank (its cut values are ~1e-7), so carry the last cut rank forward
+        full = {r["name"]: min(int(r["N"]), int(r["M"])) for r in s0}
+        rank = dict(full)
         for j, e in enumerate(steps):
-            after = [next((r["rank_after"] / min(r["N"], r["M"]) for r in s0 if r["name"] == n and r["epoch"] == e),
-                          np.nan) for n in names]
-            axes[2].bar(x + j * width, after, width, label=f"after epoch {e}")
+            for r in s0:
+                if r["epoch"] == e and r["action"] in ("factorized", "recomposed"):
+                    rank[r["name"]] = int(r["rank_after"])
+            frac = [rank[n] / full[n] for n in names]
+            axes[2].bar(x + j * width, frac, width, label=f"after epoch {e}")
+            for xi, n in zip(x, names):
+                row = next(q for q in s0 if q["name"] == n and q["epoch"] == e)
+                if row["action"] == "misfit":
+                    axes[2].text(xi + j * width, 0.02, "misfit", rotation=90, fontsize=6, ha="center", va="bottom")
         axes[2].set_xticks(x + width * (len(steps) - 1) / 2, [n.replace("features.", "conv").replace(".0", "")
                                                                for n in names], rotation=30, fontsize=8)
-        axes[2].set(ylabel="kept rank / min(N, M)", title=f"MP pruning per layer (seed {seeds[0]})", ylim=(0, 1.05))
+        axes[2].set(ylabel="kept rank / min(N, M)", title=f"MP pruning per layer (seed {seeds[0]}; "
+                    "misfit = MP-fit error above cutoff, left alone)", ylim=(0, 1.05))
+        axes[2].title.set_fontsize(9)
+    n_seeds = len({h["seed"] for h in hist_rows})
+    axes[0].set_title(f"Fashion-MNIST CNN: test accuracy ({n_seeds} seed{'s' if n_seeds > 1 else ''})")
+    for ax in axes[:2]:
+        ax.set_xticks(sorted({int(h["epoch"]) for h in hist_rows}))
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -145,24 +145,38 @@ def plot(hist_rows: list, table: list, path, scale: dict) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for rule in RULES:
+    styles = dict(none=("o", "-"), l1l2=("s", "-"), mp=("^", "--"), mp_l1l2=("v", "--"),
+                  magnitude_l1l2=("D", ":"), rank_l1l2=("P", "-."))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+    n_rules = len(RULES)
+    for j, rule in enumerate(RULES):
         rows = [h for h in hist_rows if h["rule"] == rule]
-        epochs = sorted({h["epoch"] for h in rows})
+        epochs = np.array(sorted({h["epoch"] for h in rows}))
         acc = np.array([[h["test_acc"] for h in rows if h["epoch"] == e] for e in epochs]) * 100
-        par = np.array([[h["params"] for h in rows if h["epoch"] == e] for e in epochs])
-        m, s = acc.mean(1), acc.std(1)
-        (line,) = axes[0].plot(epochs, m, marker="o", ms=3, label=rule)
-        axes[0].fill_between(epochs, m - s, m + s, color=line.get_color(), alpha=0.2)
-        axes[1].plot(epochs, par.mean(1), marker="o", ms=3, label=rule, color=line.get_color())
+        nz = np.array([[h["nonzero"] for h in rows if h["epoch"] == e] for e in epochs])
+        mk, ls = styles[rule]
+        dx = (j - (n_rules - 1) / 2) * 0.06
+        axes[0].errorbar(epochs + dx, acc.mean(1), yerr=acc.std(1, ddof=1) if acc.shape[1] > 1 else None,
+                         marker=mk, ls=ls, ms=4, capsize=2, label=rule, color=f"C{j}")
+        axes[1].plot(epochs + dx, nz.mean(1), marker=mk, ls=ls, ms=4, label=rule, color=f"C{j}")
+        final = acc[-1]
+        axes[2].scatter(np.full(final.size, j) + np.linspace(-0.12, 0.12, final.size), final, s=14, color=f"C{j}",
+                        alpha=0.7)
+        axes[2].errorbar(j + 0.3, final.mean(), yerr=final.std(ddof=1) if final.size > 1 else None, marker=mk,
+                         capsize=3, color=f"C{j}")
     n_seeds = table[0]["seeds"]
-    axes[0].set(xlabel="epoch", ylabel="test accuracy (%)",
-                title=f"Fashion-MNIST FC {scale['sizes']}: mean +- std over {n_seeds} seeds")
-    axes[1].set(xlabel="epoch", ylabel="stored parameters (count_parameters)",
-                title="parameters stored (magnitude: dense storage; see nonzero in table)")
+    axes[0].set(xlabel="epoch", ylabel="test accuracy (%)", title=f"test accuracy, mean +- std over {n_seeds} seeds")
+    axes[1].set(xlabel="epoch", ylabel="non-zero parameters (count_nonzero)",
+                title="non-zero parameters (factorised layers: stored = non-zero)")
+    axes[2].set_xticks(range(n_rules), RULES, rotation=25, fontsize=8)
+    axes[2].set(ylabel="final test accuracy (%)", title="final test accuracy: seeds (dots), mean +- std (bar)")
+    for ax in axes[:2]:
+        ax.set_xticks(sorted({h["epoch"] for h in hist_rows}))
+        ax.legend(fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    fig.suptitle(f"Fashion-MNIST FC {scale['sizes']}, {scale['epochs']} epochs, {scale['name']} scale "
+                 f"(paper 2.4a: [784,3000x4,500,10], 100 epochs)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

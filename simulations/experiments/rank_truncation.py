@@ -139,6 +139,7 @@ def plot(table: list, fits: list, path) -> None:
     dense = table[-1]["test_acc_mean"] * 100
     ax.axhline(dense, color="C0", ls=":", lw=1, label=f"dense (rank 784): {dense:.2f} %")
     ax.set_xscale("symlog", linthresh=20, linscale=1.5)
+    ax.set_xlim(0, 800)
     ax.set_xticks([0, 5, 10, 15, 20, 40, 60, 100, 200, 400, 784], ["0", "5", "10", "15", "20", "40", "60", "100",
                                                                    "200", "400", "784"])
     ax.set(xlabel="rank k kept in layer 1 (784 -> 1000; linear below 20, log above)", ylabel="MNIST test accuracy (%)",
@@ -146,12 +147,13 @@ def plot(table: list, fits: list, path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     ins = ax.inset_axes([0.45, 0.08, 0.52, 0.45])
-    sel = (k >= 20) & (k <= 100)
+    sel = (k >= 15) & (k <= 100)
     ins.errorbar(k[sel], m[sel], yerr=s[sel], marker="o", ms=3, capsize=2)
-    ins.plot([x for x in pk if x >= 20], [PAPER[x] for x in pk if x >= 20], "s--", ms=3, color="gray")
+    ins.plot([x for x in pk if x >= 15], [PAPER[x] for x in pk if x >= 15], "s--", ms=3, color="gray")
     for f in fits:
         ins.axvline(f["bema_rank"], color="C3", alpha=0.6, lw=1)
-    ins.set_title("20 <= k <= 100 (linear zoom)", fontsize=8)
+    ins.set_xlim(10, 102)
+    ins.set_title("10 <= k <= 100 (linear zoom)", fontsize=8)
     ins.tick_params(labelsize=7)
     ins.grid(alpha=0.3)
     fig.tight_layout()
