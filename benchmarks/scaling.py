@@ -81,6 +81,7 @@ def main(argv=None) -> int:
                          prune_over_svd=med["prune"] / med["svd"], n_spikes=rep.n_spikes,
                          rank_after=cuts[0].rank_after, repeats=reps))
         print(f"# done N={N}", flush=True)
+        _common.write_csv(rows, "scaling", dict(meta), _common.out_dir(args))  # partial results survive a stop
     exps = dict(N="exponent b (N>=1024)", fit_spectrum_s=slope(sizes, [r["fit_spectrum_s"] for r in rows]),
                 eig_limit_s=slope(sizes, [r["eig_limit_s"] for r in rows]),
                 prune_step_s=slope(sizes, [r["prune_step_s"] for r in rows]),
