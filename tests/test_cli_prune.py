@@ -96,3 +96,14 @@ def test_prune_mp_largest_layer_full_test_set(shared_env, tmp_path):
     assert 40 <= cut["rank_after"] <= 50 and cut["action"] == "factorized"
     assert abs(r["accuracy_before"] - 0.9905) < 5e-4 and r["accuracy_after"] >= 0.985
     assert r["params_reduction"] > 0.55 and r["reload_identical"] is True
+
+
+def test_prune_with_finetune_keeps_masks(shared_env, tmp_path):
+    rep = tmp_path / "f.json"
+    assert main(["prune", "mnist-cnn", "--method", "magnitude", "--amount", "0.9", "--finetune-epochs", "1",
+                 "--finetune-samples", "1000", "--eval-samples", "500", "--out", str(tmp_path / "f.pt"),
+                 "--report", str(rep), "--no-progress"]) == 0
+    r = json.loads(rep.read_text())
+    assert "accuracy_pruned" in r and r["finetune"]["images"] == 1000
+    assert abs(r["nonzero_reduction"] - 0.9) < 0.01  # frozen masks: fine-tuning revives no pruned weight
+    assert r["reload_identical"] is True

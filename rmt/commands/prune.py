@@ -163,6 +163,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
             raise ValueError("--finetune-epochs needs a data set (--dataset)")
         from prune.finetune import finetune
 
+        if evaluate_it:  # the pruned model's accuracy before its fine-tune
+            report["accuracy_pruned"] = evaluate(pruned, dataset, inputs=inputs, batch_size=args.batch_size).accuracy
         train = load_inputs(dataset, _train_split(dataset), norm, root=args.data_dir, limit=args.finetune_samples,
                             seed=args.seed)
         pruned, history = finetune(pruned, train, epochs=args.finetune_epochs, lr=args.finetune_lr,
@@ -196,7 +198,9 @@ def _cmd_prune(args: argparse.Namespace) -> int:
             f"({100 * report['params_reduction']:.1f}% fewer), nonzero {report['nonzero_before']:,} -> "
             f"{report['nonzero_after']:,} ({100 * report['nonzero_reduction']:.1f}% fewer)")
     if evaluate_it:
-        line += f"; accuracy {report['accuracy_before']:.4f} -> {report['accuracy_after']:.4f}"
+        line += f"; accuracy {report['accuracy_before']:.4f} -> " + (
+            f"{report['accuracy_pruned']:.4f} pruned -> " if "accuracy_pruned" in report else "") + (
+            f"{report['accuracy_after']:.4f}" + (" fine-tuned" if "accuracy_pruned" in report else ""))
     print(line)
     if args.time:
         print(f"CPU inference (batch {args.time_batch}, {args.threads} thread(s), median of {args.time_repeats} interleaved): "
