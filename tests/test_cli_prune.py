@@ -107,3 +107,19 @@ def test_prune_with_finetune_keeps_masks(shared_env, tmp_path):
     assert "accuracy_pruned" in r and r["finetune"]["images"] == 1000
     assert abs(r["nonzero_reduction"] - 0.9) < 0.01  # frozen masks: fine-tuning revives no pruned weight
     assert r["reload_identical"] is True
+
+
+@pytest.mark.parametrize("method, opts, fewer", [
+    ("mp", ["--min-rank", "10"], "params"), ("rank", ["--rank", "16"], "params"), ("energy", ["--energy", "0.95"], "params"),
+    ("magnitude", ["--amount", "0.6", "--scope", "layer"], "nonzero"), ("mp-magnitude", ["--amount", "0.3"], "nonzero"),
+    ("spectral", ["--amount", "0.5"], "nonzero"), ("rmt-cycle", ["--amount", "0.1", "--max-cycles", "3"], "nonzero"),
+    ("sv-sparsify", [], None),
+])
+def test_every_method_end_to_end(shared_env, tmp_path, method, opts, fewer):
+    rep = tmp_path / "r.json"
+    assert main(["prune", "mnist-cnn", "--method", method, *opts, "--out", str(tmp_path / "p.pt"), "--report", str(rep),
+                 "--eval-samples", "200", "--no-progress"]) == 0
+    r = json.loads(rep.read_text())
+    assert r["reload_identical"] is True and r["layers"]
+    if fewer:
+        assert r[f"{fewer}_after"] < r[f"{fewer}_before"]
