@@ -99,7 +99,7 @@ def test_penalty_and_its_gradient_are_exact():
     l1, l2 = 3e-3, 7e-3
     params = list(net.parameters())
     expect = l1 * sum(float(p.detach().abs().sum()) for p in params) + l2 * sum(float((p.detach()**2).sum()) for p in params)
-    assert float(penalty(net, l1, l2)) == pytest.approx(expect, rel=1e-6)
+    assert float(penalty(net, l1, l2).detach()) == pytest.approx(expect, rel=1e-6)
     net.zero_grad()
     penalty(net, l1, l2).backward()
     auto = [p.grad.clone() for p in params]
@@ -109,7 +109,7 @@ def test_penalty_and_its_gradient_are_exact():
     for a, p in zip(auto, params):
         assert torch.allclose(a, p.grad, atol=1e-9)
         assert torch.allclose(p.grad, l1 * torch.sign(p.detach()) + 2 * l2 * p.detach(), atol=1e-9)
-    assert float(penalty(net, 0.0, 0.0)) == 0.0
+    assert float(penalty(net, 0.0, 0.0).detach()) == 0.0
 
 
 def test_schedule_and_learning_rate():
