@@ -55,8 +55,9 @@ def make(ctx: FigureContext) -> FigureResult:
                 mfc="white", ms=7, label="paper (papers.md 2.4a)")
         for i, v in enumerate(ours):
             ax.text(i, v + err[i] + 0.4, f"{v:.1f}", ha="center", fontsize=7)
-        ax.set_xticks(x, [LABELS.get(r["rule"], r["rule"]).replace("\n", " ") for r in rows], fontsize=7.5,
-                      rotation=35, ha="right", rotation_mode="anchor")
+        dense = max(r["params"] for r in rows)
+        ax.set_xticks(x, [LABELS.get(r["rule"], r["rule"]).replace("\n", " ") + f" ({r['nonzero'] / dense:.0%})"
+                          for r in rows], fontsize=7.5, rotation=35, ha="right", rotation_mode="anchor")
         allv = list(ours) + [rows[i][f"paper_{key}_acc_pct"] for i in px]
         ax.set_ylim(max(0.0, min(allv) - 10), max(allv) + 4)
         ax.set_ylabel(f"{what} accuracy (%)")
@@ -77,8 +78,8 @@ def make(ctx: FigureContext) -> FigureResult:
     ax.set_title("test accuracy during training")
     ax.legend(fontsize=7)
     sizes = scale.get("sizes", "?")
-    fig.suptitle(f"Fashion-MNIST FC {sizes}, {scale.get('epochs', '?')} epochs ({scale.get('name', '?')} scale); "
-                 "paper: [784, 3000 x4, 500, 10], 100 epochs")
+    fig.suptitle(f"Fashion-MNIST FC {sizes}, {scale.get('epochs', '?')} epochs ({scale.get('name', '?')} scale; in brackets: "
+                 "non-zero parameters at the end); paper: [784, 3000 x4, 500, 10], 100 epochs", fontsize=9.5)
     src = ref_source(ref)
     note = f"ours: {scale.get('name', '?')} scale {sizes}, {scale.get('epochs', '?')} epochs; paper: 100 epochs, widths 3000"
     comps = []

@@ -362,7 +362,7 @@ def _fmt(v) -> str:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         if isinstance(v, float) and not math.isfinite(v):
             return str(v)
-        return f"{v:.4g}"
+        return f"{v:.6g}"
     return str(v)
 
 
