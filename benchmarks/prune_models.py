@@ -115,6 +115,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ft-train", type=int, default=None,
                     help="training images used by the fine-tune (default: per model, see CONFIG)")
     ap.add_argument("--ft-lr", type=float, default=0.01)
+    ap.add_argument("--ft-optimizer", choices=["sgd", "adamw"], default="sgd")
     ap.add_argument("--ft-targets", type=float, nargs="+", default=None, help="override CONFIG's ft_targets")
     ap.add_argument("--ft-methods", nargs="+", default=None, help="override CONFIG's ft_methods")
     ap.add_argument("--no-finetune", action="store_true")
@@ -193,7 +194,8 @@ def main(argv=None) -> int:
             for i in tqdm(sorted(chosen), desc=f"{name} fine-tune", unit="model"):
                 r, m = model_rows[i]
                 t0 = time.perf_counter()
-                tuned, _ = finetune(m, train, epochs=args.ft_epochs, lr=args.ft_lr, batch_size=128, clip=1.0,
+                tuned, _ = finetune(m, train, epochs=args.ft_epochs, lr=args.ft_lr, optimizer=args.ft_optimizer,
+                                    batch_size=128, clip=1.0,
                                     seed=0, progress=False)
                 sparse = r["method"] in ("magnitude", "spectral", "rmt-cycles")
                 remaining = count_nonzero(tuned) if sparse else count_parameters(tuned)
