@@ -211,7 +211,7 @@ def outcome(call, arg) -> str:
 
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-FUZZ_SLOW = settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ_SLOW = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def _fuzz_one(name: str, example) -> None:
@@ -401,7 +401,7 @@ def test_save_failure_leaves_no_partial_file(tmp_path, monkeypatch, fail_at):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.sampled_from(["mnist-cnn", "vit"]),
        st.sampled_from(["mp", "rank", "energy", "magnitude"]), st.floats(0.0, 1.0), st.integers(0, 1000))
 def test_reload_reproduces_outputs_and_analysis_exactly(tmp_path_factory, arch, rule, level, seed):
