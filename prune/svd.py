@@ -128,6 +128,16 @@ def layer_svd(module: nn.Module) -> LayerSVD:
     return LayerSVD(U=U, s=s, Vh=Vh, N=N, M=M)
 
 
+def numerical_rank(svd: LayerSVD, module: nn.Module) -> int:
+    r"""Singular values above :math:`s_1 \max(N, M)\, \epsilon` of the layer's dtype (numpy's
+    ``matrix_rank`` tolerance): what an earlier truncation left, recomposed or factorised."""
+    dtype = (module.second.weight if isinstance(module, (FactorizedLinear, FactorizedConv2d)) else module.weight).dtype
+    if svd.rank == 0 or float(svd.s[0]) == 0.0:
+        return 0
+    tol = float(svd.s[0]) * max(svd.N, svd.M) * torch.finfo(dtype).eps
+    return int((svd.s > tol).sum())
+
+
 def mp_keep_rank(report: SpectrumReport, rank: int, bulk_keep: float) -> int:
     r"""Seed paper 1's kept rank: :math:`k_{sig} + \lfloor f (r - k_{sig}) \rfloor`, f = ``bulk_keep``.
 
@@ -296,8 +306,12 @@ def mp_truncate(model: nn.Module, *, bulk_keep: float = 0.0, alpha: float = 0.25
 
     def rule(name, module, svd):
         p, n = min(svd.N, svd.M), max(svd.N, svd.M)
+        rank = numerical_rank(svd, module)
+        if rank == 0:
+            return None, {"note": "no MP fit: the matrix is zero (rank-deficient)"}
         try:
-            rep = fit_eigenvalues(svd.eigenvalues(), p=p, n=n, alpha=alpha, beta=beta)
+            # Values removed by an earlier cut are unobserved, not zeros of the bulk (censored fit).
+            rep = fit_eigenvalues(svd.eigenvalues(), p=p, n=n, alpha=alpha, beta=beta, censored=p - rank)
         except ValueError as err:
             # No bulk to fit (alpha, beta and finiteness are checked already): p too small for BEMA's
             # window, or the window's eigenvalues are zero (a layer already cut below alpha p, a
@@ -306,7 +320,8 @@ def mp_truncate(model: nn.Module, *, bulk_keep: float = 0.0, alpha: float = 0.25
         extra = _spectrum_fields(rep)
         if fit_cutoff is not None and rep.mp_fit_error >= fit_cutoff:
             return None, extra
-        return mp_keep_rank(rep, svd.rank, bulk_keep), extra
+        keep = mp_keep_rank(rep, rank, bulk_keep)
+        return (svd.rank if keep >= rank else keep), extra  # nothing beyond the numerical rank to cut
 
     return svd_truncate(model, rule, **kwargs)
 

@@ -13,6 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from theory.bema import BemaFit, bema, bema_window, tw_quantile
+from theory.goodness_of_fit import mp_fit_error
 from theory.marchenko_pastur import MarchenkoPastur
 from theory.spectrum import esd
 from theory.spiked import bbp_threshold
@@ -310,3 +311,31 @@ def test_tw_quantile_validates_beta():
     for bad in (0.0, 1.0, 1.5, -0.2):
         with pytest.raises(ValueError, match="beta"):
             tw_quantile(bad)
+
+
+def test_censored_fit_recovers_sigma2_after_a_truncation():
+    """After a rank cut the removed eigenvalues are zeros; matching them as bulk biases sigma2 low
+    and makes false spikes, the censored fit uses the surviving ranks only."""
+    from theory.marchenko_pastur import MarchenkoPastur
+
+    p, n, sigma2 = 400, 800, 1.7
+    lam = MarchenkoPastur(p / n, sigma2=sigma2).ppf((np.arange(1, p + 1) - 0.5) / p)
+    cut = lam.copy()
+    c = 150  # the 150 smallest removed
+    cut[:c] = 0.0
+    full = bema(lam, p=p, n=n)
+    censored = bema(cut, p=p, n=n, censored=c)
+    naive = bema(cut, p=p, n=n)
+    assert censored.window == (c + 1, full.window[1])
+    assert abs(censored.sigma2 / sigma2 - 1) < 5e-3 and abs(full.sigma2 / sigma2 - 1) < 5e-3
+    assert naive.sigma2 < 0.95 * sigma2 and naive.n_spikes > 0 and censored.n_spikes == 0
+    mu = mp_fit_error(cut, p=p, n=n, sigma2=censored.sigma2, censored=c)
+    assert mu < 0.01 < mp_fit_error(cut, p=p, n=n, sigma2=naive.sigma2)
+
+
+@pytest.mark.parametrize("bad, exc", [(-1, ValueError), (400, ValueError), (1.5, TypeError), (True, TypeError),
+                                      (330, ValueError)])
+def test_censored_rejects_bad_counts(bad, exc):
+    lam = np.linspace(0.1, 2.0, 400)
+    with pytest.raises(exc, match="censored"):
+        bema(lam, p=400, n=800, censored=bad)

@@ -120,6 +120,14 @@ def bema_window(p: int, alpha: float) -> tuple[int, int]:
     return k_lo, k_hi
 
 
+def _censored_count(censored, p: int) -> int:
+    if isinstance(censored, bool) or not isinstance(censored, (int, np.integer)):
+        raise TypeError(f"censored must be an integer, got {censored!r}")
+    if not 0 <= censored < p:
+        raise ValueError(f"censored must lie in [0, p) = [0, {p}), got {censored}")
+    return int(censored)
+
+
 @functools.lru_cache(maxsize=256)
 def _mp_quantiles(p: int, n: int, k_lo: int, k_hi: int) -> np.ndarray:
     k = np.arange(k_lo, k_hi + 1, dtype=np.float64)
@@ -192,7 +200,7 @@ class BemaFit:
         return lam[lam > self.lambda_plus][::-1].copy()
 
 
-def bema(eigenvalues, p: int, n: int, alpha: float = 0.2, beta: float = 0.1) -> BemaFit:
+def bema(eigenvalues, p: int, n: int, alpha: float = 0.2, beta: float = 0.1, censored: int = 0) -> BemaFit:
     r"""Fit the noise level and the spike edge of a spectrum by BEMA0 (Ke, Ma and Lin 2023).
 
     Parameters
@@ -207,6 +215,13 @@ def bema(eigenvalues, p: int, n: int, alpha: float = 0.2, beta: float = 0.1) -> 
     beta : float, default 0.1
         Level in (0, 1) of the Tracy-Widom margin: the approximate probability of a false
         spike under pure noise.
+    censored : int, default 0
+        Number of smallest eigenvalues that are not observed (set to zero by an earlier rank
+        truncation). The match then uses only the observed ranks, :math:`k > c`:
+        :math:`\max(\alpha p, c + 1) \le k \le (1-\alpha) p`. The k-th order statistic of the
+        surviving values still estimates the k/p quantile, so sigma2 stays unbiased where matching
+        the zeros would drag it down and turn bulk values into false spikes. 0 is Ke, Ma and Lin's
+        estimator.
 
     Returns
     -------
@@ -258,6 +273,14 @@ def bema(eigenvalues, p: int, n: int, alpha: float = 0.2, beta: float = 0.1) -> 
             f"-{_NEG_TOL:g} * max|lambda| are accepted), got min {lam[0]!r} with max|lambda| = {scale!r}"
         )
     k_lo, k_hi = bema_window(p, a)
+    c = _censored_count(censored, p)
+    if c:
+        if k_hi - max(k_lo, c + 1) + 1 < 2:
+            raise ValueError(
+                f"censored={c}: fewer than 2 observed ranks remain in the BEMA window {k_lo}..{k_hi} "
+                f"(p={p}, alpha={alpha!r}): nothing left to fit"
+            )
+        k_lo = max(k_lo, c + 1)
     q = _mp_quantiles(p, n, k_lo, k_hi)
     matched = lam[k_lo - 1 : k_hi]
     sigma2 = float(q @ matched / (q @ q))

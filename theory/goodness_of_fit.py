@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ._validate import dims, eigenvalue_vector, in_open_interval, positive_finite
+from .bema import _censored_count
 from .marchenko_pastur import MarchenkoPastur
 
 __all__ = ["mp_fit_error"]
@@ -19,7 +20,8 @@ __all__ = ["mp_fit_error"]
 _WINDOWS = ("central", "full")
 
 
-def mp_fit_error(eigenvalues, p: int, n: int, sigma2: float, alpha: float = 0.2, window: str = "central") -> float:
+def mp_fit_error(eigenvalues, p: int, n: int, sigma2: float, alpha: float = 0.2, window: str = "central",
+                 censored: int = 0) -> float:
     r"""Kolmogorov-type distance between a spectrum and MP(p/n, sigma2).
 
     Parameters
@@ -45,6 +47,11 @@ def mp_fit_error(eigenvalues, p: int, n: int, sigma2: float, alpha: float = 0.2,
 
         .. math:: D = \sup_x |F_p(x) - F(x)| = \max_{i=1}^{p}
                   \max\big(i/p - F(\lambda_{(i)}),\ F(\lambda_{(i)}) - (i-1)/p\big).
+
+    censored : int, default 0
+        Number of smallest eigenvalues not observed (zeroed by an earlier truncation); the central
+        window drops indices below it and keeps the other levels unchanged (as :func:`theory.bema`).
+        Only for ``window="central"``.
 
     Returns
     -------
@@ -75,6 +82,8 @@ def mp_fit_error(eigenvalues, p: int, n: int, sigma2: float, alpha: float = 0.2,
     lam = eigenvalue_vector(eigenvalues, p)
     law = MarchenkoPastur(ratio=p / n, sigma2=s2)
     if window == "full":
+        if censored:
+            raise ValueError(f'censored={censored!r} needs window="central", got window="full"')
         F = law.cdf(lam)
         i = np.arange(1, p + 1, dtype=np.float64)
         return float(max(np.max(i / p - F), np.max(F - (i - 1.0) / p)))
@@ -84,6 +93,12 @@ def mp_fit_error(eigenvalues, p: int, n: int, sigma2: float, alpha: float = 0.2,
         raise ValueError(
             f"the central window [floor(alpha*p), floor((1-alpha)*p)) is empty for p={p}, alpha={alpha!r}"
         )
-    theoretical = law.cdf(lam[lo:hi])
     empirical = a + (1.0 - 2.0 * a) * np.arange(length, dtype=np.float64) / length
+    c = _censored_count(censored, p)
+    if c:
+        skip = max(0, c - lo)
+        if skip >= length:
+            raise ValueError(f"censored={c} leaves nothing of the central window [{lo}, {hi}) (p={p})")
+        lo, empirical = lo + skip, empirical[skip:]
+    theoretical = law.cdf(lam[lo:hi])
     return float(np.max(np.abs(theoretical - empirical)))

@@ -183,16 +183,18 @@ def fit_spectrum(W, alpha: float = 0.2, beta: float = 0.1) -> SpectrumReport:
     return fit_eigenvalues(lam, p=min(shape), n=max(shape), alpha=alpha, beta=beta)
 
 
-def fit_eigenvalues(eigenvalues, p: int, n: int, alpha: float = 0.2, beta: float = 0.1) -> SpectrumReport:
+def fit_eigenvalues(eigenvalues, p: int, n: int, alpha: float = 0.2, beta: float = 0.1,
+                    censored: int = 0) -> SpectrumReport:
     r""":func:`fit_spectrum` on an already computed spectrum (the p values :math:`s_i^2 / n`, any order).
 
     Lets a caller that has the singular values anyway (for instance to truncate the matrix) reuse
     them instead of computing the spectrum twice. Same result and errors as :func:`fit_spectrum`.
+    ``censored`` smallest values are treated as unobserved (see :func:`theory.bema`).
     """
     lam = np.sort(np.array(eigenvalues, dtype=np.float64).ravel())
     lam.setflags(write=False)
-    fit = bema(lam, p=p, n=n, alpha=alpha, beta=beta)
-    mu = mp_fit_error(lam, p=p, n=n, sigma2=fit.sigma2, alpha=alpha, window="central")
+    fit = bema(lam, p=p, n=n, alpha=alpha, beta=beta, censored=censored)
+    mu = mp_fit_error(lam, p=p, n=n, sigma2=fit.sigma2, alpha=alpha, window="central", censored=censored)
     return SpectrumReport(
         p=p,
         n=n,
