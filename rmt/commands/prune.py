@@ -61,7 +61,12 @@ def run_method(model, args, layers):
     bema = {k: v for k, v in (("alpha", args.alpha), ("beta", args.beta)) if v is not None}
     m = args.method
     if m in SVD_METHODS:
-        kw = dict(common, factorize=args.factorize, min_rank=args.min_rank)
+        min_rank = args.min_rank
+        if min_rank is None:  # the seed code's floor: the output dimension (papers.md 1.2, item 6)
+            from prune.layers import matrix_shape, prunable_layers
+
+            min_rank = matrix_shape(prunable_layers(model)[-1][1])[0]
+        kw = dict(common, factorize=args.factorize, min_rank=min_rank)
         if m == "mp":
             out, cuts = svd.mp_truncate(model, bulk_keep=args.bulk_keep, fit_cutoff=args.fit_cutoff, **bema, **kw)
         elif m == "rank":
@@ -229,7 +234,9 @@ def register(sub) -> None:
     g.add_argument("--fit-cutoff", type=float, default=None, help="mp: leave layers with MP-fit error >= this")
     g.add_argument("--rank", type=int, help="rank: the kept rank")
     g.add_argument("--energy", type=float, default=0.9, help="energy: kept fraction of sum s^2 (default 0.9)")
-    g.add_argument("--min-rank", type=int, default=1, help="SVD methods: never keep fewer values (default 1)")
+    g.add_argument("--min-rank", type=int, default=None,
+                   help="SVD methods: never keep fewer values (default: the model's output dimension, as the "
+                        "seed code; 1 allows rank-1 layers, which collapse a classifier)")
     g.add_argument("--factorize", default="auto", choices=("auto", "always", "never"))
     g.add_argument("--amount", type=float, help="sparsity methods: target fraction of zeros / reduction")
     g.add_argument("--scope", default="global", choices=("global", "layer"), help="magnitude/spectral scope")
