@@ -30,7 +30,7 @@ from typing import Any, Iterable
 
 __all__ = [
     "FIGURES", "FigureContext", "FigureResult", "Comparison", "reference", "figure_module", "run_figure",
-    "run_figures", "write_gallery", "comparison_table", "read_sidecar", "results_root", "experiment_results",
+    "run_figures", "write_gallery", "comparison_table", "read_sidecar", "results_root", "experiment_results", "run_main",
     "write_csv", "read_csv",
 ]
 
@@ -178,11 +178,22 @@ def experiment_results(ctx: FigureContext, experiment: str, required: tuple[str,
         target, argv = cached, ["--paper"]
     extra = extra_argv() if callable(extra_argv) else extra_argv
     argv += ["--device", ctx.device] + ([] if ctx.progress else ["--no-progress"]) + list(extra)
-    mod.main(argv)
+    run_main(mod.main, argv, f"simulations.experiments.{experiment}")
     if not have(target):
         raise RuntimeError(f"simulations.experiments.{experiment} {' '.join(argv)} did not write {required} in {target}")
     meta = _sidecar(target / f"{experiment}.json")
     return target, _describe(f"computed now ({'quick' if ctx.quick else 'paper'} scale) into {target}", meta), meta
+
+
+def run_main(main, argv: list[str], what: str) -> None:
+    """Call a script's ``main(argv)``; its argparse exit (SystemExit) or a non-zero return becomes a RuntimeError,
+    so that one figure failing does not end the whole ``rmt figures`` run."""
+    try:
+        rc = main(argv)
+    except SystemExit as exc:
+        rc = exc.code
+    if rc not in (0, None):
+        raise RuntimeError(f"{what} {' '.join(argv)} exited with status {rc}")
 
 
 def _sidecar(path: Path) -> dict:
