@@ -30,6 +30,16 @@ def add_arguments(p: argparse.ArgumentParser, default_seeds: int | None) -> argp
     return p
 
 
+def run_main(name: str, doc: str, default_seeds: int | None, run, argv: list[str] | None, extra=None) -> int:
+    """The command line of one experiment module: parse ``argv`` (``extra(parser)`` adds options) and ``run``."""
+    p = add_arguments(argparse.ArgumentParser(prog=f"python -m simulations.experiments.{name}",
+                                              description=doc.splitlines()[0]), default_seeds=default_seeds)
+    if extra is not None:
+        extra(p)
+    run(p.parse_args(argv), argv)
+    return 0
+
+
 def check_args(args, default_seeds: int) -> None:
     if args.seeds is None:
         args.seeds = default_seeds

@@ -167,11 +167,7 @@ def plot(hist_rows: list, layer_rows: list, path, scale: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = C.add_arguments(argparse.ArgumentParser(prog=f"python -m simulations.experiments.{NAME}",
-                                                description=__doc__.splitlines()[0]), default_seeds=DEFAULT_SEEDS)
-    args = p.parse_args(argv)
-    run(args, argv)
-    return 0
+    return C.run_main(NAME, __doc__, DEFAULT_SEEDS, run, argv)
 
 
 if __name__ == "__main__":

@@ -143,12 +143,10 @@ def plot(table: list, path, sizes, dense_params: int, n_seeds: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = C.add_arguments(argparse.ArgumentParser(prog=f"python -m simulations.experiments.{NAME}",
-                                                description=__doc__.splitlines()[0]), default_seeds=DEFAULT_SEEDS)
-    p.add_argument("--source", default=None, help="folder of exp 2's results (default results/fc_table)")
-    args = p.parse_args(argv)
-    run(args, argv)
-    return 0
+    def source(p):
+        p.add_argument("--source", default=None, help="folder of exp 2's results (default results/fc_table)")
+
+    return C.run_main(NAME, __doc__, DEFAULT_SEEDS, run, argv, extra=source)
 
 
 if __name__ == "__main__":
