@@ -41,9 +41,14 @@ def bare_eigenvalues(mats) -> None:
         torch.linalg.eigvalsh(G)
 
 
-def load_models(quick: bool) -> list[tuple[str, torch.nn.Module, str]]:
+MODEL_KEYS = ("resnet", "hf-vit", "vit-mnist")
+
+
+def load_models(quick: bool, which=MODEL_KEYS) -> list[tuple[str, torch.nn.Module, str]]:
     models = []
     try:
+        if "resnet" not in which:
+            raise ImportError("not selected")
         from prune.models.cifar_resnet import load_pretrained, resnet
 
         name = "resnet20" if quick else "resnet56"
@@ -55,6 +60,8 @@ def load_models(quick: bool) -> list[tuple[str, torch.nn.Module, str]]:
     except ImportError as exc:
         print(f"# skipped CIFAR ResNet: {exc}")
     try:
+        if "hf-vit" not in which:
+            raise ImportError("not selected")
         from transformers import ViTConfig, ViTForImageClassification
 
         cfg = ViTConfig(num_labels=1000, num_hidden_layers=2 if quick else 12)
@@ -64,6 +71,8 @@ def load_models(quick: bool) -> list[tuple[str, torch.nn.Module, str]]:
     except ImportError as exc:
         print(f"# skipped HF ViT: {exc}")
     try:
+        if "vit-mnist" not in which:
+            raise ImportError("not selected")
         from prune.models.vit import load_pretrained as load_vit
 
         models.append(("project ViT (trained, vit-mnist)", load_vit("vit-mnist"), "prune/models/weights/vit-mnist.pt"))
@@ -100,6 +109,9 @@ def main(argv=None) -> int:
     _common.add_common_args(ap)
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats of ours and the limit (default 5, quick 3)")
     ap.add_argument("--no-ww", action="store_true", help="skip WeightWatcher")
+    ap.add_argument("--models", nargs="+", choices=MODEL_KEYS, default=list(MODEL_KEYS), help="models to run")
+    ap.add_argument("--tag", default="", help="suffix of the CSV names (e.g. a run on a subset of --models)")
+    ap.add_argument("--no-layers", action="store_true", help="skip the per-shape ViT-Base table")
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
     meta = _common.header("benchmarks/analyze_models.py")
@@ -109,7 +121,7 @@ def main(argv=None) -> int:
         print("# WeightWatcher not run (" + ("--no-ww" if args.no_ww else "weightwatcher does not import") + ")")
 
     rows = []
-    for label, model, note in load_models(args.quick):
+    for label, model, note in load_models(args.quick, args.models):
         mats = [W.detach() for _, _, _, W, _ in layer_matrices(model)]
         med = _common.interleaved({"ours": lambda: analyze(model), "limit": lambda: bare_eigenvalues(mats)},
                                   repeats=repeats)
@@ -132,7 +144,9 @@ def main(argv=None) -> int:
         cols += ["ww_layers", "ww_analyze_s", "ww_mpfit_s", "ww_mpfit_per_layer_s", "ww_mpfit_over_ours"]
     print("\nWhole-model analysis (seconds; ours/limit and WeightWatcher/ours are ratios)")
     print(_common.table(rows, cols))
-    _common.write_csv(rows, "analyze_models", meta, _common.out_dir(args))
+    _common.write_csv(rows, "analyze_models" + args.tag, meta, _common.out_dir(args))
+    if args.no_layers:
+        return 0
 
     # per-layer view on ViT-Base shapes: one matrix of each shape, many repeats
     gen = torch.Generator().manual_seed(0)
