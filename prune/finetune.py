@@ -191,7 +191,7 @@ def finetune(model: nn.Module, train, *, epochs: int = 1, lr: float = 1e-3, opti
                     opt.zero_grad(set_to_none=True)
                     loss = loss_fn(target(x), y)
                     if not torch.isfinite(loss):
-                        raise FloatingPointError(f"fine-tuning loss became {float(loss)} at epoch {epoch + 1}; "
+                        raise FloatingPointError(f"fine-tuning loss became {float(loss.detach())} at epoch {epoch + 1}; "
                                                  f"lower lr (={lr})")
                     loss.backward()
                     if clip is not None:
