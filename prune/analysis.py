@@ -12,7 +12,9 @@ Which matrices (``views``):
 * fused attention projections: a Linear whose name ends in ``qkv`` with out = 3 x in (timm), and
   ``nn.MultiheadAttention``'s ``in_proj_weight``: the whole matrix and, with ``split_qkv=True``,
   its q, k and v blocks (with kdim / vdim != embed_dim: its three separate projection matrices);
-* embeddings (``nn.Embedding``, and 2-D+ parameters whose name contains ``embed``, squeezed).
+* embeddings (``nn.Embedding``, and 2-D+ parameters whose name contains ``embed``, squeezed);
+* any other layer with a 2-D+ ``weight`` (Conv1d, Conv3d, ConvTranspose, GPT-2's Conv1D, ...): its
+  first axis against the rest (view ``reshape``); pruning functions do not handle these.
 
 A matrix too small for BEMA (fewer than 8 rows or columns), or one BEMA cannot fit (a zero central
 window: rank-deficient), gets a row with ``note`` saying so and NaN fit fields, never a silent
@@ -34,7 +36,7 @@ from torch import nn
 
 from theory import esd, fit_eigenvalues, fit_spectrum
 
-from .layers import FactorizedConv2d, FactorizedLinear, prunable_layers, weight_matrix
+from .layers import PRUNABLE_TYPES, FactorizedConv2d, FactorizedLinear, prunable_layers, weight_matrix
 
 __all__ = ["LayerRow", "LayerTable", "analyze", "layer_matrices"]
 
@@ -182,6 +184,13 @@ def layer_matrices(model: nn.Module, conv_view: str = "im2col", split_qkv: bool 
                     out.append((f"{name}.{part}_proj", "MultiheadAttention", "matrix", W, W.numel()))
             elif embeddings and isinstance(m, nn.Embedding):
                 out.append((name, "Embedding", "matrix", m.weight.detach(), m.weight.numel()))
+            elif (not isinstance(m, PRUNABLE_TYPES + (nn.Embedding,))
+                  and isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() >= 2):
+                # Other weight-bearing layers (Conv1d / Conv3d / ConvTranspose, GPT-2's Conv1D, ...):
+                # analysed as their first axis against the rest (same singular values as the map's
+                # matrix up to a transpose); pruning does not handle them.
+                W = m.weight.detach()
+                out.append((name, type(m).__name__, "reshape", W.reshape(W.shape[0], -1), W.numel()))
         if embeddings:
             for pname, prm in model.named_parameters():
                 short = pname.split(".")[-1].lower()

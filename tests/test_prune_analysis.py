@@ -275,3 +275,22 @@ def test_errors():
         small[0].weight[0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"0\[matrix\].*non-finite"):
         analyze(small)
+
+
+def test_other_weight_layers_get_rows_not_silence():
+    """Conv1d / Conv3d / ConvTranspose2d are analysed (first axis against the rest), not dropped."""
+    g = _gen(5)
+    model = nn.Sequential(nn.Conv1d(12, 40, 5), nn.Conv3d(4, 24, 3), nn.ConvTranspose2d(30, 16, 3), nn.LayerNorm(8))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    table = analyze(model)
+    rows = {r.name: r for r in table}
+    assert set(rows) == {"0", "1", "2"}  # LayerNorm's 1-D weight is no matrix
+    assert (rows["0"].type, rows["0"].view, rows["0"].N, rows["0"].M) == ("Conv1d", "reshape", 40, 60)
+    assert (rows["1"].N, rows["1"].M) == (24, 4 * 27)
+    assert (rows["2"].type, rows["2"].N, rows["2"].M) == ("ConvTranspose2d", 30, 16 * 9)
+    W = model[0].weight.detach().reshape(40, -1).double()
+    s = torch.linalg.svdvals(W)
+    assert rows["0"].largest_sv == pytest.approx(float(s[0]), rel=1e-9)
+    assert all(math.isfinite(r.sigma2) and r.params == model[int(r.name)].weight.numel() for r in table)
