@@ -807,7 +807,8 @@ def rmt_cycle_prune(model: nn.Module, target_sparsity: float, *, max_cycles: int
         sp = global_sparsity(target, layers)
         from .params import count_nonzero
 
-        metric = float(eval_fn(target)) if eval_fn is not None else math.nan
+        with torch.no_grad():  # evaluation only: no graph
+            metric = float(eval_fn(target)) if eval_fn is not None else math.nan
         history.append(CycleRecord(cycle=i, reduction=r, sv_sparsified=sv, removed=sum(x.removed for x in rows),
                                    sparsity=sp, model_nonzero=count_nonzero(target), reg_steps=n_reg,
                                    reg_loss=reg_loss, metric=metric, seconds=time.perf_counter() - t0))
