@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 
 from simulations.network_checks import randomness_decay_table
 

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from .layers import FactorizedConv2d, FactorizedLinear, prunable_layers
+from .params import count_nonzero, count_parameters
 
 __all__ = [
     "Masks",
@@ -392,7 +393,6 @@ class SparsityReport:
 
 def sparsity_report(model: nn.Module, layers: Iterable[str] | None = None) -> SparsityReport:
     """Sparsity of every prunable weight tensor (exact zeros, as :func:`prune.params.count_nonzero` counts)."""
-    from .params import count_nonzero, count_parameters
 
     items = prunable_weights(model, layers)
     mods = dict(model.named_modules())
@@ -500,7 +500,7 @@ def sparsify_singular_vectors(model: nn.Module, theta, *, alpha: float = 0.25, b
     -------
     (nn.Module, list[SVSparsifyRow])
     """
-    from .layers import from_factors, matrix_shape, set_submodule, with_matrix
+    from .layers import from_factors, matrix_shape, set_submodule
     from .svd import layer_svd
 
     _check_model(model)
@@ -805,8 +805,6 @@ def rmt_cycle_prune(model: nn.Module, target_sparsity: float, *, max_cycles: int
                                     **(reg_kwargs or {}))
             reg_loss = rh["loss_end"]
         sp = global_sparsity(target, layers)
-        from .params import count_nonzero
-
         with torch.no_grad():  # evaluation only: no graph
             metric = float(eval_fn(target)) if eval_fn is not None else math.nan
         history.append(CycleRecord(cycle=i, reduction=r, sv_sparsified=sv, removed=sum(x.removed for x in rows),

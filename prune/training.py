@@ -43,7 +43,6 @@ as the uninterrupted one.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field

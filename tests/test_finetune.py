@@ -1,12 +1,11 @@
 """Tests for prune.finetune: frozen masks, schedule, checkpoints and resume, seeding."""
-import math
 
 import pytest
 import torch
 from torch import nn
 
 from prune.finetune import finetune, lr_factor
-from prune.sparsify import magnitude_prune, prunable_weights
+from prune.sparsify import magnitude_prune
 from test_sparsify import _same_state, _state
 
 

@@ -28,7 +28,7 @@ from torch import nn
 import prune
 import theory
 from prune.params import count_parameters
-from prune.svd import energy_truncate, mp_truncate, rank_truncate, svd_truncate
+from prune.svd import energy_truncate, mp_truncate, rank_truncate
 
 CLEAN = (ValueError, TypeError)
 

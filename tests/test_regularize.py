@@ -1,5 +1,4 @@
 """Tests for prune.regularize: the data-free regularisation phase of seed paper 2."""
-import math
 
 import pytest
 import torch

@@ -1,5 +1,4 @@
 """Tests for prune.sparsify: masks, magnitude pruning, frozen masks, algorithms C and D, the cycle driver."""
-import copy
 import math
 
 import pytest
@@ -279,7 +278,6 @@ from theory import fit_spectrum  # noqa: E402
 from prune.sparsify import (  # noqa: E402
     mp_budget,
     mp_magnitude_prune,
-    paper_theta,
     rmt_cycle_prune,
     sparsify_singular_vectors,
 )

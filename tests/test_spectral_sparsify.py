@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from prune.sparsify import global_sparsity, magnitude_prune, prunable_weights
+from prune.sparsify import global_sparsity, prunable_weights
 from prune.spectral_sparsify import (
     keep_probabilities,
     singular_value_error,

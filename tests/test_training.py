@@ -10,7 +10,6 @@ import math
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -18,7 +17,7 @@ from torch import nn
 from prune.layers import FactorizedLinear, prunable_layers
 from prune.models.fashion_cnn import FashionCNN
 from prune.models.fc import FCNet
-from prune.params import count_nonzero, count_parameters
+from prune.params import count_parameters
 from prune.svd import layer_svd
 from prune.training import (TrainConfig, add_penalty_grad, bulk_schedule, evaluate, image_tensors, layer_structure,
                             learning_rate, load_trained, penalty, prune_step, restructure, train,
