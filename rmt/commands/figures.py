@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from .. import options as opt
+
 
 def cmd_figures(args: argparse.Namespace) -> int:
     from paper_figures.registry import FIGURES, FigureContext, comparison_table, figure_module, run_figures
@@ -42,7 +44,7 @@ def register(sub) -> None:
     size = f.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small sizes, a few minutes on 2 CPU cores (the default)")
     size.add_argument("--full", action="store_true", help="the paper's sizes (CUDA when present)")
-    f.add_argument("--out", default="figures", help="output folder (default ./figures)")
+    f.add_argument("--out", default="figures", type=opt.path, help="output folder (default ./figures)")
     f.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
     f.add_argument("--recompute", action="store_true",
                    help="rerun the long experiments instead of reading their cached results")
@@ -50,7 +52,7 @@ def register(sub) -> None:
                    help="print the paper's numbers against ours; figures already in --out (same mode) are read, "
                         "not remade")
     f.add_argument("--list", action="store_true", help="list the figures and exit")
-    f.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
-    f.add_argument("--device", default="auto", help='"auto" (CUDA when present), "cpu" or "cuda"')
+    f.add_argument("--seed", type=opt.seed, default=0, help="seed of every random draw (default 0)")
+    f.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help='"auto" (CUDA when present), "cpu" or "cuda"')
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
     f.set_defaults(func=cmd_figures)
