@@ -20,11 +20,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
     ctx = FigureContext(out=Path(args.out), quick=not args.full, pdf=args.pdf, recompute=args.recompute,
                         seed=args.seed, device=args.device, progress=not args.no_progress)
     t0 = time.perf_counter()
-    try:
-        sides = run_figures(args.names or None, ctx, reuse_existing=args.compare)
-    except ValueError as exc:  # an unknown figure name
-        print(f"rmt figures: {exc}")
-        return 2
+    sides = run_figures(args.names or None, ctx, reuse_existing=args.compare)  # unknown name: ValueError, exit 2
     failed = [s["name"] for s in sides if "error" in s]
     print(f"\n{len(sides) - len(failed)} figure(s) written to {ctx.out}/ ({ctx.mode} sizes) in "
           f"{time.perf_counter() - t0:.1f} s; gallery: {Path(ctx.out) / 'gallery.md'}")
