@@ -200,6 +200,8 @@ def other_argv(draw) -> list[str]:
                              ("--out", _v(str(d / "out" / "an"), "", str(d / "good.pt")))):
             if draw(st.booleans()):
                 argv += [name, draw(values)]
+        if "--out" not in argv:  # never the default ./rmt-analysis in the caller's folder
+            argv += ["--out", str(d / "out" / "an")]
         return argv + ["--no-progress"] + (["--json"] if draw(st.booleans()) else [])
     # verify / figures / experiment only with at least one bad value, so the call ends at parse or check time
     if kind == "verify":
