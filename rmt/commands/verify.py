@@ -36,6 +36,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"--device must be auto, cpu or cuda, got {args.device!r}")
     t0 = time.perf_counter()
+    if args.model is not None:
+        return _verify_model(args, t0)
     quick, progress = not args.full, not args.no_progress
     records = run_core_checks(quick=quick, seed=args.seed, progress=progress)
     if not args.core_only:
@@ -57,6 +59,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _verify_model(args: argparse.Namespace, t0: float) -> int:
+    """``--model``: the theorems' hypotheses and conclusions on a trained model (simulations.real_checks)."""
+    from simulations.real_checks import records_table, verify_model
+
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out!r} is an existing file; name a directory")
+    rep = verify_model(args.model, limit=args.limit, draws=args.draws, seed=args.seed, out=args.out,
+                       progress=not args.no_progress)
+    print(records_table(rep.records))
+    held = sum(r.held for r in rep.records)
+    print(f"\n{args.model}: {held} of {len(rep.records)} records held (regime real: reported, not required) in "
+          f"{time.perf_counter() - t0:.1f} s ({rep.summary['inputs']} {rep.dataset} test inputs, seed {args.seed})")
+    if args.json:
+        from prune.io import atomic_write_text
+
+        atomic_write_text(json.dumps([r.as_dict() for r in rep.records], indent=2), args.json)
+        args.written = [*getattr(args, "written", []), args.json]
+        print(f"records written to {args.json}")
+    if args.out:
+        print(f"report, records CSV and figure written to {args.out}")
+    return 0
+
+
 def register(sub) -> None:
     v = sub.add_parser("verify", help="run the core self-checks and the theorem checks; print a table")
     size = v.add_mutually_exclusive_group()
@@ -67,4 +92,9 @@ def register(sub) -> None:
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help='"auto" (CUDA when present), "cpu" or "cuda"')
     v.add_argument("--core-only", action="store_true", help="only the self-checks of the theory core")
+    v.add_argument("--model", metavar="MODEL", help="check the theorems' hypotheses and conclusions on this trained "
+                   "model (registry name or saved file) and its real test data instead of the synthetic checks")
+    v.add_argument("--limit", type=opt.positive_int, default=1000, help="--model: test inputs used (default 1000)")
+    v.add_argument("--draws", type=opt.positive_int, default=200, help="--model: null draws per test (default 200)")
+    v.add_argument("--out", metavar="DIR", type=opt.path, help="--model: write JSON, records CSV and figure here")
     v.set_defaults(func=cmd_verify)
