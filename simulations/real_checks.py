@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from theory.hypotheses import STATISTICS, datapath_test, split_at_edge, test_hypotheses
+from theory.hypotheses import STATISTICS, datapath_test, split_at_edge, check_hypotheses
 from theory.selfcheck import CheckRecord
 
 __all__ = ["LEVEL", "LayerInfo", "ModelReport", "weight_layers", "lipschitz_after", "run_model", "plot_model",
@@ -329,7 +329,7 @@ def _run(model, x, y, name, dataset, draws, path_inputs, level, alpha, beta, see
                          L_after=lips.get(id(m)))
         try:
             sp = split_at_edge(W.numpy(), alpha, beta)
-            hr = test_hypotheses(W.numpy(), alpha, beta, draws=draws, seed=seed, split=sp)
+            hr = check_hypotheses(W.numpy(), alpha, beta, draws=draws, seed=seed, split=sp)
         except ValueError as exc:   # too small a matrix, or no bulk left
             info.conclusions["skipped"] = str(exc)
             infos.append(info)
@@ -626,7 +626,7 @@ def randomness_decay(dataset: str = "fashion-mnist", sizes=(784, 256, 256, 10), 
                            R_frob2=float((R2 ** 2).sum()), a_bar=a_bar, eps=eps, bound=bound)
                 for lname, W in (("W1", W1), ("W2", W2), ("W3", W3)):
                     try:
-                        hr = test_hypotheses(W.numpy(), draws=draws, seed=seed)
+                        hr = check_hypotheses(W.numpy(), draws=draws, seed=seed)
                         for stat, p in hr.pvalues.items():
                             row[f"{lname}_{stat}"] = p
                         row[f"{lname}_sigma2"], row[f"{lname}_k"] = hr.sigma2, hr.k

@@ -60,7 +60,7 @@ from .edge import spike_pvalue
 from .marchenko_pastur import MarchenkoPastur
 
 __all__ = ["STATISTICS", "Split", "split_at_edge", "bema_sigma2_batch", "residual_statistics", "null_statistics",
-           "HypothesisResult", "test_hypotheses", "tw_edge_pvalue", "datapath_statistic", "datapath_test",
+           "HypothesisResult", "check_hypotheses", "tw_edge_pvalue", "datapath_statistic", "datapath_test",
            "DatapathResult", "empirical_pvalue"]
 
 #: statistic -> (description, two_sided)
@@ -258,7 +258,7 @@ class HypothesisResult:
     seed: int
 
 
-def test_hypotheses(W, alpha: float = 0.2, beta: float = 0.1, draws: int = 200, seed: int = 0,
+def check_hypotheses(W, alpha: float = 0.2, beta: float = 0.1, draws: int = 200, seed: int = 0,
                     split: Split | None = None) -> HypothesisResult:
     """Split W at the BEMA edge and test R's hypotheses (module docstring); p-values from ``draws`` null matrices.
 
