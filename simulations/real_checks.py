@@ -503,10 +503,11 @@ def plot_model(report: ModelReport, path: str | Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(13, 0.45 * len(layers) + 2.6),
                              gridspec_kw=dict(width_ratios=[1.25, 1]))
     ax = axes[0]
-    im = ax.imshow(np.clip(P, 1e-4, 1), cmap="RdYlGn", norm=LogNorm(1e-4, 1), aspect="auto")
+    floor = 1.0 / (report.summary["draws"] + 1)            # the smallest Monte-Carlo p-value
+    im = ax.imshow(np.clip(P, floor, 1), cmap="RdYlGn", norm=LogNorm(floor, 1), aspect="auto")
     for (r, c), v in np.ndenumerate(P):
         if np.isfinite(v):
-            ax.text(c, r, f"{v:.2g}" if v >= 0.001 else "<.001", ha="center", va="center", fontsize=7,
+            ax.text(c, r, f"{v:.2g}" if v > floor * 1.001 else f"<={floor:.2g}", ha="center", va="center", fontsize=7,
                     fontweight="bold" if v < report.summary["level"] else "normal")
     ax.set_xticks(range(len(HYPOTHESES)), HYPOTHESES, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(layers)), names, fontsize=7)
