@@ -61,12 +61,8 @@ def run_method(model, args, layers):
     bema = {k: v for k, v in (("alpha", args.alpha), ("beta", args.beta)) if v is not None}
     m = args.method
     if m in SVD_METHODS:
-        min_rank = args.min_rank
-        if min_rank is None:  # the seed code's floor: the output dimension (papers.md 1.2, item 6)
-            from prune.layers import matrix_shape, prunable_layers
-
-            min_rank = matrix_shape(prunable_layers(model)[-1][1])[0]
-        kw = dict(common, factorize=args.factorize, min_rank=min_rank)
+        # min_rank None: the output dimension (prune.svd.default_min_rank; the seed code's floor, papers.md 1.2)
+        kw = dict(common, factorize=args.factorize, min_rank=args.min_rank)
         if m == "mp":
             out, cuts = svd.mp_truncate(model, bulk_keep=args.bulk_keep, fit_cutoff=args.fit_cutoff, **bema, **kw)
         elif m == "rank":
@@ -120,7 +116,6 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     from prune.evaluate import evaluate, inference_time, load_inputs, predict
     from prune.hf import is_hf_vit, prunable_layer_names
     from prune.io import load_pruned, save_pruned
-    from prune.models import eval_spec, load_model
     from prune.params import count_nonzero, count_parameters
 
     t0 = time.perf_counter()
@@ -136,19 +131,20 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     if args.eval_samples is not None and args.eval_samples < 1:
         raise ValueError(f"--eval-samples must be >= 1, got {args.eval_samples}")
 
-    model = load_model(args.model)
+    from . import resolve_from_args
+
+    model, spec = resolve_from_args(args)
     layers = None
     if args.layers:
         layers = check_layers(model, [s.strip() for s in args.layers.split(",") if s.strip()])
     elif is_hf_vit(model):
         layers = prunable_layer_names(model)  # transformers reads the patch projection's .weight directly
 
-    dataset, norm = eval_spec(model)
-    if args.dataset:
-        dataset = args.dataset
+    dataset, norm = spec.dataset, spec.normalization
     evaluate_it = not args.no_eval
-    if evaluate_it and dataset is None:
-        raise ValueError(f"model {args.model!r} has no recorded data set: pass --dataset or --no-eval")
+    if evaluate_it or args.finetune_epochs:  # never guessed: a one-line error says what is missing
+        dataset, norm = spec.require(f"model {args.model!r}", "or --no-eval to prune without scoring"
+                                     if evaluate_it and not args.finetune_epochs else "")
     inputs = None
     report: dict = dict(model=args.model, method=args.method,
                         options={k: v for k, v in vars(args).items() if k not in ("func",)})
@@ -157,15 +153,16 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     if evaluate_it:
         inputs = load_inputs(dataset, "test", norm, root=args.data_dir, limit=args.eval_samples, seed=args.seed)
         before = evaluate(model, dataset, inputs=inputs, batch_size=args.batch_size)
-        report.update(dataset=dataset, split="test", eval_images=before.n, accuracy_before=before.accuracy)
+        report.update(dataset=dataset, split="test", eval_images=before.n, accuracy_before=before.accuracy,
+                      normalization=norm)
+        shown = "pixels / 255" if norm == "none" else (f"mean {','.join(f'{v:g}' for v in norm[0])}, "
+                                                      f"std {','.join(f'{v:g}' for v in norm[1])}")
         print(f"{args.model}: {report['params_before']:,} parameters, accuracy {before.accuracy:.4f} on {before.n} "
-              f"{dataset} test images")
+              f"{dataset} test images (inputs normalised: {shown})")
 
     pruned, masks, rows, extra = run_method(model, args, layers)
     report.update(extra)
     if args.finetune_epochs:
-        if dataset is None:
-            raise ValueError("--finetune-epochs needs a data set (--dataset)")
         from prune.finetune import finetune
 
         if evaluate_it:  # the pruned model's accuracy before its fine-tune
@@ -224,7 +221,9 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("prune", help="prune a model and write the pruned model plus a JSON report",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="mnist-cnn, resnet20/32/44/56, vit-mnist, a pruned-model file or a HF ViT directory")
+    from . import MODEL_HELP, add_model_arguments
+
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--out", required=True, metavar="FILE", help="the pruned model (load with prune.io.load_pruned)")
     p.add_argument("--report", metavar="JSON", help="write the report here")
@@ -248,7 +247,6 @@ def register(sub) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of random methods, subsets and fine-tuning")
     e = p.add_argument_group("evaluation and fine-tuning")
     e.add_argument("--data-dir", help="data root (default $RMT_DATA_DIR)")
-    e.add_argument("--dataset", choices=("mnist", "fashion-mnist", "cifar10"), help="override the model's data set")
     e.add_argument("--eval-samples", type=int, metavar="K", help="score a seeded random subset of K test images")
     e.add_argument("--no-eval", action="store_true", help="do not score the model")
     e.add_argument("--batch-size", type=int, default=500)
@@ -261,4 +259,5 @@ def register(sub) -> None:
     e.add_argument("--time-repeats", type=int, default=9)
     e.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     e.add_argument("--no-progress", action="store_true")
+    add_model_arguments(p)
     p.set_defaults(func=cmd_prune)
