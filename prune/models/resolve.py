@@ -309,7 +309,10 @@ def resolve_model(model: str | os.PathLike, *, weights: str | os.PathLike | None
         net = build_from_source(key, kwargs)
         if weights is not None:
             state = load_state_dict_file(weights)
-            result = net.load_state_dict(state, strict=False)
+            try:
+                result = net.load_state_dict(state, strict=False)
+            except RuntimeError as err:  # shape mismatches
+                raise ModelFileError(weights, f"does not match {key}: {' '.join(str(err).split())[:300]}") from None
             if result.missing_keys or result.unexpected_keys:
                 raise ModelFileError(weights, f"does not match {key}: missing keys {result.missing_keys[:5]}, "
                                               f"unexpected keys {result.unexpected_keys[:5]}")
