@@ -342,8 +342,8 @@ def resolve_model(model: str | os.PathLike, *, weights: str | os.PathLike | None
             else:
                 raise ModelFileError(path, "is neither an rmt-pruned file, a state dict nor a TorchScript file")
     else:
-        raise ValueError(f"model {key!r} is not a known name ({', '.join(sorted(MODEL_SPECS))}), 'file.py:Name', "
-                         "'package.module:Name', 'timm:NAME', nor an existing file or directory")
+        raise ValueError(f"model {key!r} is neither a known name ({', '.join(sorted(MODEL_SPECS))}) nor "
+                         "'file.py:Name', 'package.module:Name', 'timm:NAME', an existing file or directory")
     spec = input_spec(getattr(net, "rmt_base", None), dataset, mean, std, normalize)
     if isinstance(getattr(net, "rmt_base", None), dict):
         net.rmt_base.update(spec.record())  # what a saved copy records
