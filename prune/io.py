@@ -20,14 +20,27 @@ itself is read with ``weights_only=True``. Each replacement names the module pat
 loads the state dict strictly with ``assign=True`` (the saved tensors themselves, dtypes included).
 
 Writes are atomic: the file is written to a temporary file in the target's directory, flushed and
-fsynced, then moved over the target with ``os.replace``; a failed write leaves no partial file and the
-previous file, if any, untouched.
+fsynced, then moved over the target with ``os.replace``; a failed or interrupted write (an exception,
+Ctrl-C, or SIGTERM under the ``rmt`` command) leaves no partial file and the previous file, if any,
+untouched. A new file gets the mode the umask allows (as ``open`` would give it); an existing file keeps
+its mode.
+
+Integrity (format version 2): the file carries ``sha256``, a SHA-256 over the recipe and every tensor
+(name, dtype, shape and bytes of the state dict and the masks, in sorted order). :func:`read_pruned`
+recomputes it and refuses a file whose tensors changed. Before any layer is allocated, the recipe is
+built on the ``meta`` device and its parameter names and shapes are compared with the stored tensors, so
+a recipe cannot ask for more memory than the file holds. Every refusal is a
+:class:`prune.errors.ModelFileError` naming the file and the problem. Version 1 files (no checksum)
+still load.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -35,12 +48,14 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from .errors import ModelFileError
 from .layers import FactorizedConv2d, FactorizedLinear, set_submodule
 
 __all__ = ["FORMAT", "VERSION", "PrunedFile", "model_recipe", "build_from_recipe", "save_pruned", "load_pruned",
-           "read_pruned", "atomic_torch_save"]
+           "read_pruned", "atomic_torch_save", "atomic_write_text", "state_sha256"]
 
-FORMAT, VERSION = "rmt-pruned", 1
+FORMAT, VERSION = "rmt-pruned", 2
+_READABLE = (1, 2)
 _SUPPORTED = (FactorizedLinear, FactorizedConv2d, nn.Linear, nn.Conv2d)
 
 
@@ -170,26 +185,42 @@ def build_from_recipe(recipe: Mapping) -> nn.Module:
     """The empty model of a recipe: the base architecture with the recorded layers swapped in."""
     if recipe.get("format") != FORMAT:
         raise ValueError(f"not an {FORMAT} recipe (format {recipe.get('format')!r})")
-    if recipe.get("version") != VERSION:
-        raise ValueError(f"recipe version {recipe.get('version')!r} is not supported (this code reads {VERSION})")
+    if recipe.get("version") not in _READABLE:
+        raise ValueError(f"recipe version {recipe.get('version')!r} is not supported (this code reads {_READABLE})")
     model = build_base(recipe["base"])
     for rec in recipe.get("replacements", []):
         set_submodule(model, rec["name"], _make_layer(rec))
     return model
 
 
-def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
-    """``torch.save(obj, path)`` through a temporary file in the same directory and ``os.replace`` (atomic)."""
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(fh)`` on a temporary file beside ``path``, fsync it, then ``os.replace`` it over ``path``.
+
+    The result has the mode of the file it replaces, else ``0o666 & ~umask``; the temporary file is removed on
+    any exception, ``KeyboardInterrupt`` and ``SystemExit`` included.
+    """
     path = Path(path)
+    if not path.name:
+        raise ValueError(f"path {str(path)!r} names no file")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ValueError(f"path's directory {folder} does not exist")
+    if path.is_dir():
+        raise ValueError(f"path {str(path)!r} is a directory")
+    mode = (path.stat().st_mode & 0o7777) if path.is_file() else (0o666 & ~_umask())
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -200,9 +231,42 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
     return path
 
 
+def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
+    """``torch.save(obj, path)`` through a temporary file in the same directory and ``os.replace`` (atomic)."""
+    return _atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`atomic_torch_save`."""
+    return _atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def state_sha256(recipe_json: str, state: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over the recipe text and every tensor's name, dtype, shape and bytes (sorted by name)."""
+    h = hashlib.sha256(recipe_json.encode("utf-8"))
+    for part, tensors in (("state_dict", state), ("masks", masks)):
+        for name in sorted(tensors):
+            t = tensors[name].detach().cpu().contiguous()
+            h.update(f"\0{part}\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _check_masks(masks: Mapping, params: Mapping[str, torch.Tensor], where: str) -> dict:
+    """{name: bool tensor} after checking that every mask names a parameter and has its shape."""
+    out = {}
+    for name, m in masks.items():
+        if name not in params:
+            raise ValueError(f"{where}[{name!r}] names no parameter of the model")
+        if not isinstance(m, torch.Tensor) or m.dtype != torch.bool or tuple(m.shape) != tuple(params[name].shape):
+            raise ValueError(f"{where}[{name!r}] must be a bool tensor of shape {tuple(params[name].shape)}")
+        out[name] = m.detach().cpu().clone()
+    return out
+
+
 def save_pruned(model: nn.Module, path: str | os.PathLike, *, base: Mapping | None = None,
                 masks: Mapping[str, torch.Tensor] | None = None, extra: Mapping | None = None) -> Path:
-    """Write ``model`` (pruned or not) to ``path`` atomically, as a recipe plus its state dict.
+    """Write ``model`` (pruned or not) to ``path`` atomically, as a recipe plus its state dict and a SHA-256.
 
     Parameters
     ----------
@@ -229,16 +293,10 @@ def save_pruned(model: nn.Module, path: str | os.PathLike, *, base: Mapping | No
     if want != have:
         diff = sorted(set(want.items()) ^ set(have.items()))[:6]
         raise ValueError(f"the model's state dict does not match its recipe (first differences: {diff})")
-    mask_t = {}
-    if masks:
-        params = dict(model.named_parameters())
-        for name, m in masks.items():
-            if name not in params or not isinstance(m, torch.Tensor) or m.dtype != torch.bool \
-                    or tuple(m.shape) != tuple(params[name].shape):
-                raise ValueError(f"masks[{name!r}] must be a bool tensor of an existing parameter's shape")
-            mask_t[name] = m.detach().cpu().clone()
-    return atomic_torch_save(dict(format=FORMAT, version=VERSION, recipe=json.dumps(recipe), state_dict=state,
-                                  masks=mask_t), path)
+    mask_t = _check_masks(masks or {}, dict(model.named_parameters()), "masks")
+    text = json.dumps(recipe)
+    return atomic_torch_save(dict(format=FORMAT, version=VERSION, recipe=text, state_dict=state, masks=mask_t,
+                                  sha256=state_sha256(text, state, mask_t)), path)
 
 
 @dataclass
@@ -250,19 +308,111 @@ class PrunedFile:
     masks: dict = field(default_factory=dict)
 
 
+def _torch_load(path: Path, map_location) -> object:
+    """``torch.load(weights_only=True)`` with every failure turned into a ModelFileError naming ``path``."""
+    if path.stat().st_size == 0:
+        raise ModelFileError(path, "the file is empty")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message advises weights_only=False, which would run code from the file: never show it
+        raise ModelFileError(path, "the file holds objects other than tensors and plain data (it is not an "
+                                   f"{FORMAT} file; loading it would run code from it, which is refused)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError, IndexError, TypeError,
+            AttributeError, OSError, UnicodeDecodeError, OverflowError, MemoryError) as err:
+        raise ModelFileError(path, f"not a readable torch file ({type(err).__name__}: "
+                                   f"{str(err).splitlines()[0][:160] if str(err) else 'truncated or corrupt'})"
+                             ) from None
+
+
+def _as_dict_of_tensors(path: Path, value, what: str) -> dict:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in value.items()):
+        raise ModelFileError(path, f"{what} is not a dict of named tensors")
+    return value
+
+
+def _blob_parts(path: Path, blob) -> tuple[dict, dict, dict]:
+    """(recipe, state dict, masks) of a loaded file after the format, version and checksum checks."""
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ModelFileError(path, f"not an {FORMAT} file (saved by prune.io.save_pruned)")
+    version = blob.get("version")
+    if version not in _READABLE:
+        raise ModelFileError(path, f"{FORMAT} version {version!r} is not supported (this code reads {_READABLE})")
+    text = blob.get("recipe")
+    if not isinstance(text, str):
+        raise ModelFileError(path, "the file has no recipe")
+    state = _as_dict_of_tensors(path, blob.get("state_dict"), "state_dict")
+    masks = _as_dict_of_tensors(path, blob.get("masks", {}), "masks")
+    if version >= 2:
+        stored = blob.get("sha256")
+        if not isinstance(stored, str):
+            raise ModelFileError(path, "the file has no sha256 checksum")
+        if state_sha256(text, state, masks) != stored:
+            raise ModelFileError(path, "SHA-256 checksum mismatch: the tensors or the recipe changed after saving "
+                                       "(the file is corrupt)")
+    try:
+        recipe = json.loads(text)
+    except ValueError as err:
+        raise ModelFileError(path, f"the recipe is not valid JSON ({err})") from None
+    if not isinstance(recipe, dict):
+        raise ModelFileError(path, "the recipe is not a JSON object")
+    return recipe, state, masks
+
+
+def _build_checked(path: Path, recipe: dict, state: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Build the recipe's model after checking, on the meta device, that it matches the stored tensors."""
+    try:
+        with torch.device("meta"):
+            shell = build_from_recipe(recipe)
+    except ImportError as err:
+        raise ModelFileError(path, f"the recipe's base model needs a package that is not importable ({err})") from None
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, OverflowError) as err:
+        raise ModelFileError(path, f"the recipe does not describe a model this code can build "
+                                   f"({type(err).__name__}: {err})") from None
+    want = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    if want != have:
+        missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+        shapes = sorted(k for k in set(want) & set(have) if want[k] != have[k])
+        parts = [f"missing {missing[:4]}" if missing else "", f"unexpected {extra[:4]}" if extra else "",
+                 f"wrong shape {[(k, have[k], want[k]) for k in shapes[:3]]}" if shapes else ""]
+        raise ModelFileError(path, "the state dict does not match the recipe's architecture: "
+                                   + "; ".join(p for p in parts if p))
+    dtype = recipe.get("dtype")
+    for k, v in state.items():
+        ref = shell.state_dict()[k]
+        if v.is_floating_point() != ref.is_floating_point():
+            raise ModelFileError(path, f"tensor {k!r} has dtype {v.dtype}, expected a "
+                                       f"{'floating' if ref.is_floating_point() else 'non-floating'} dtype")
+        if dtype and v.is_floating_point() and str(v.dtype).split(".")[-1] != dtype:
+            raise ModelFileError(path, f"tensor {k!r} has dtype {v.dtype} but the recipe records {dtype}")
+    return build_from_recipe(recipe)
+
+
 def read_pruned(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> PrunedFile:
-    """Load a file written by :func:`save_pruned` (``weights_only=True``); the model is in eval mode."""
+    """Load a file written by :func:`save_pruned` (``weights_only=True``); the model is in eval mode.
+
+    Raises
+    ------
+    prune.errors.ModelFileError
+        The file is empty, truncated, not an rmt-pruned file, fails its SHA-256 check, its recipe does not match
+        its tensors, or its masks name parameters that do not exist (the message names the file).
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"path {str(path)!r} is not a file")
-    blob = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an {FORMAT} file (saved by prune.io.save_pruned)")
-    recipe = json.loads(blob["recipe"])
-    model = build_from_recipe(recipe)
-    model.load_state_dict(blob["state_dict"], strict=True, assign=True)
+    recipe, state, masks = _blob_parts(path, _torch_load(path, map_location))
+    model = _build_checked(path, recipe, state)
+    model.load_state_dict(state, strict=True, assign=True)
+    try:
+        masks = _check_masks(masks, dict(model.named_parameters()), "masks")
+    except ValueError as err:
+        raise ModelFileError(path, str(err)) from None
+    if sorted(masks) != sorted(recipe.get("masks", [])):
+        raise ModelFileError(path, "the masks stored differ from those the recipe lists")
     model.eval()
-    return PrunedFile(model, recipe, dict(blob.get("masks", {})))
+    return PrunedFile(model, recipe, masks)
 
 
 def load_pruned(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:

@@ -57,7 +57,7 @@ def test_prune_magnitude_saves_masks(shared_env, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["nosuch-model", "--method", "mp"], "neither a known name"),
     (["mnist-cnn", "--method", "rank"], "--rank"),
-    (["mnist-cnn", "--method", "magnitude", "--amount", "1.5"], "--amount must lie"),
+    (["mnist-cnn", "--method", "magnitude", "--amount", "1.5"], "--amount: must lie"),
     (["mnist-cnn", "--method", "magnitude"], "needs --amount"),
     (["mnist-cnn", "--method", "mp", "--layers", "features.9"], "not a submodule"),
     (["mnist-cnn", "--method", "mp", "--layers", "features.1"], "ReLU"),

@@ -112,8 +112,11 @@ def test_bad_input(tmp_path):
         save_pruned(m, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="does not exist"):
         save_pruned(build_model("mnist-cnn"), tmp_path / "nodir" / "x.pt")
-    with pytest.raises(ValueError, match="bool tensor"):
+    with pytest.raises(ValueError, match="names no parameter"):
         save_pruned(build_model("mnist-cnn"), tmp_path / "x.pt", masks={"nope": torch.ones(2, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="bool tensor"):
+        save_pruned(build_model("mnist-cnn"), tmp_path / "x.pt",
+                    masks={"classifier.2.weight": torch.ones(2, dtype=torch.bool)})
     torch.save({"a": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an rmt-pruned file"):
         load_pruned(tmp_path / "other.pt")

@@ -5,6 +5,7 @@ The MODEL argument's options, shared by every command that takes a model, live h
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 MODEL_HELP = ("registered name (mnist-cnn, resnet20/32/44/56, vit-mnist), path/to/file.py:Name or "
               "package.module:Name (a class or factory; with --weights), timm:NAME, a pruned-model file, or a "
@@ -35,3 +36,13 @@ def resolve_from_args(args: argparse.Namespace, allow_torchscript: bool = False)
                          dataset=getattr(args, "dataset", None), mean=getattr(args, "mean", None),
                          std=getattr(args, "std", None), normalize=False if getattr(args, "no_normalize", False)
                          else None, allow_torchscript=allow_torchscript)
+
+
+def model_inputs(args: argparse.Namespace) -> dict:
+    """{description: path} of the files the MODEL argument reads (never to be overwritten by an output)."""
+    model = str(args.model)
+    where = model.rpartition(":")[0] if model.rpartition(":")[0].endswith(".py") else model
+    found = {"model file": where if Path(where).expanduser().exists() else None}
+    if getattr(args, "weights", None):
+        found["--weights"] = args.weights
+    return found

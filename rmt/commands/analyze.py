@@ -7,6 +7,8 @@ import math
 import sys
 from pathlib import Path
 
+from .. import options as opt
+
 COLUMNS = ("name", "type", "view", "N", "M", "sigma2", "sv_edge", "n_spikes", "bulk_fraction", "mp_fit_error", "params")
 
 
@@ -28,23 +30,31 @@ def format_table(records: list[dict], columns=COLUMNS) -> str:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from prune.analysis import analyze
 
-    from . import resolve_from_args
+    from rmt.paths import check_outputs
 
+    from . import model_inputs, resolve_from_args
+
+    out = Path(args.out)
     try:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {args.out!r} is a file; name a folder")
+        check_outputs({"--out (layers.csv)": str(out / "layers.csv"), "--out (layers.json)": str(out / "layers.json")},
+                      model_inputs(args))
         model, _ = resolve_from_args(args, allow_torchscript=True)
         table = analyze(model, alpha=args.alpha, beta=args.beta, conv_view=args.conv_view,
                         split_qkv=not args.no_split_qkv, keep_eigenvalues=args.plots, progress=not args.no_progress)
         if args.sort:
             table = table.sort_by(args.sort, descending=args.descending)
-    except (ValueError, TypeError, KeyError, OSError) as err:  # OSError: missing file, failed download
-        print(f"rmt analyze: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as err:  # OSError: missing file, failed download
+        from rmt.cli import one_line
+
+        print(f"rmt analyze: error: {one_line(err)}", file=sys.stderr)
         return 2
     records = table.to_records()
     if args.json:
         print(json.dumps(records, indent=2, default=float))
     else:
         print(format_table(records))
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "layers.csv")
     table.to_json(out / "layers.json")
@@ -72,12 +82,12 @@ def register(sub) -> None:
                        "(rmt prune --out) or a Hugging Face ViT save_pretrained directory.")
     a.add_argument("model", help=MODEL_HELP)
     add_model_arguments(a, eval_options=False)
-    a.add_argument("--out", default="rmt-analysis", help="folder for layers.csv, layers.json and plots")
+    a.add_argument("--out", default="rmt-analysis", type=opt.path, help="folder for layers.csv, layers.json and plots")
     a.add_argument("--conv-view", default="im2col", choices=("im2col", "slices"),
                    help="conv weights as C_out x (C_in k k) (im2col) or one C_out x C_in matrix per kernel tap")
-    a.add_argument("--alpha", type=float, default=BEMA_ALPHA,
+    a.add_argument("--alpha", type=opt.open_fraction, default=BEMA_ALPHA,
                    help=f"BEMA trimming (default {BEMA_ALPHA}, the same as rmt prune --method mp)")
-    a.add_argument("--beta", type=float, default=BEMA_BETA,
+    a.add_argument("--beta", type=opt.open_fraction, default=BEMA_BETA,
                    help=f"Tracy-Widom level of the edge (default {BEMA_BETA}, the same as rmt prune --method mp)")
     a.add_argument("--no-split-qkv", action="store_true", help="do not also analyse q, k, v of fused projections")
     a.add_argument("--sort", metavar="COL", help="sort rows by this column (e.g. mp_fit_error, n_spikes)")

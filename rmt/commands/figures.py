@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from .. import options as opt
+
 
 def cmd_figures(args: argparse.Namespace) -> int:
     from paper_figures.registry import FIGURES, FigureContext, comparison_table, figure_module, run_figures
@@ -18,11 +20,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
     ctx = FigureContext(out=Path(args.out), quick=not args.full, pdf=args.pdf, recompute=args.recompute,
                         seed=args.seed, device=args.device, progress=not args.no_progress)
     t0 = time.perf_counter()
-    try:
-        sides = run_figures(args.names or None, ctx, reuse_existing=args.compare)
-    except ValueError as exc:  # an unknown figure name
-        print(f"rmt figures: {exc}")
-        return 2
+    sides = run_figures(args.names or None, ctx, reuse_existing=args.compare)  # unknown name: ValueError, exit 2
     failed = [s["name"] for s in sides if "error" in s]
     print(f"\n{len(sides) - len(failed)} figure(s) written to {ctx.out}/ ({ctx.mode} sizes) in "
           f"{time.perf_counter() - t0:.1f} s; gallery: {Path(ctx.out) / 'gallery.md'}")
@@ -42,7 +40,7 @@ def register(sub) -> None:
     size = f.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small sizes, a few minutes on 2 CPU cores (the default)")
     size.add_argument("--full", action="store_true", help="the paper's sizes (CUDA when present)")
-    f.add_argument("--out", default="figures", help="output folder (default ./figures)")
+    f.add_argument("--out", default="figures", type=opt.path, help="output folder (default ./figures)")
     f.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
     f.add_argument("--recompute", action="store_true",
                    help="rerun the long experiments instead of reading their cached results")
@@ -50,7 +48,7 @@ def register(sub) -> None:
                    help="print the paper's numbers against ours; figures already in --out (same mode) are read, "
                         "not remade")
     f.add_argument("--list", action="store_true", help="list the figures and exit")
-    f.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
-    f.add_argument("--device", default="auto", help='"auto" (CUDA when present), "cpu" or "cuda"')
+    f.add_argument("--seed", type=opt.seed, default=0, help="seed of every random draw (default 0)")
+    f.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help='"auto" (CUDA when present), "cpu" or "cuda"')
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
     f.set_defaults(func=cmd_figures)

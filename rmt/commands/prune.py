@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from .. import options as opt
+
 METHODS = ("mp", "rank", "energy", "magnitude", "mp-magnitude", "sv-sparsify", "spectral", "rmt-cycle")
 SVD_METHODS = ("mp", "rank", "energy")
 
@@ -47,6 +49,28 @@ def check_layers(model, names: list[str]) -> list[str]:
             raise TypeError(f"--layers names {n!r} of type {type(modules[n]).__name__}; pruning handles only "
                             f"{', '.join(t.__name__ for t in PRUNABLE_TYPES)}")
     return names
+
+
+def check_dtype(model, name: str) -> None:
+    """Pruning needs float32 or float64 weights: refuse half precision and integer (quantised) parameters."""
+    import torch
+
+    bad = sorted({str(p.dtype) for p in model.parameters() if p.dtype not in (torch.float32, torch.float64)})
+    if bad:
+        raise ValueError(f"model {name!r} has parameters of dtype {', '.join(bad)}; pruning needs float32 or "
+                         "float64 (convert with model.float() and save it again)")
+
+
+def check_accepts(model, x, dataset: str, name: str) -> None:
+    """Run two inputs of ``dataset`` through the model; a shape mismatch is a clear error, not a traceback."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    except (RuntimeError, ValueError, IndexError) as err:
+        raise ValueError(f"model {name!r} does not accept {dataset} inputs of shape {tuple(x.shape[1:])} "
+                         f"({' '.join(str(err).split())[:160]}); pass the --dataset it was trained on") from None
 
 
 def _rows(rows) -> list[dict]:
@@ -105,8 +129,10 @@ def _train_split(dataset: str) -> str:
 def cmd_prune(args: argparse.Namespace) -> int:
     try:
         return _cmd_prune(args)
-    except (ValueError, TypeError, KeyError, OSError) as err:  # OSError: missing file, failed download
-        print(f"rmt prune: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as err:  # OSError: missing file, failed download
+        from rmt.cli import one_line
+
+        print(f"rmt prune: error: {one_line(err)}", file=sys.stderr)
         return 2
 
 
@@ -118,12 +144,18 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     from prune.io import load_pruned, save_pruned
     from prune.params import count_nonzero, count_parameters
 
+    from rmt.paths import check_outputs
+
     t0 = time.perf_counter()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out_path = Path(args.out)
-    if not out_path.parent.is_dir():
-        raise ValueError(f"--out {args.out!r}: directory {out_path.parent} does not exist")
+    for option, value in (("--out", args.out), ("--report", args.report)):
+        if value is not None and not Path(value).expanduser().parent.is_dir():
+            raise ValueError(f"{option} {value!r}: directory {Path(value).parent} does not exist")
+    from . import model_inputs
+
+    check_outputs({"--out": args.out, "--report": args.report}, model_inputs(args), data_dir=args.data_dir)
     for name, val, lo, hi in (("amount", args.amount, 0.0, 1.0), ("bulk-keep", args.bulk_keep, 0.0, 1.0),
                               ("energy", args.energy, 0.0, 1.0)):
         if val is not None and not lo <= val <= hi:
@@ -134,9 +166,10 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     from . import resolve_from_args
 
     model, spec = resolve_from_args(args)
+    check_dtype(model, args.model)
     layers = None
     if args.layers:
-        layers = check_layers(model, [s.strip() for s in args.layers.split(",") if s.strip()])
+        layers = check_layers(model, args.layers)
     elif is_hf_vit(model):
         layers = prunable_layer_names(model)  # transformers reads the patch projection's .weight directly
 
@@ -152,6 +185,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     report["nonzero_before"] = count_nonzero(model)
     if evaluate_it:
         inputs = load_inputs(dataset, "test", norm, root=args.data_dir, limit=args.eval_samples, seed=args.seed)
+        check_accepts(model, inputs[0][:2], dataset, args.model)
         before = evaluate(model, dataset, inputs=inputs, batch_size=args.batch_size)
         report.update(dataset=dataset, split="test", eval_images=before.n, accuracy_before=before.accuracy,
                       normalization=norm)
@@ -183,6 +217,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         after = evaluate(pruned, dataset, inputs=inputs, batch_size=args.batch_size)
         report["accuracy_after"] = after.accuracy
     save_pruned(pruned, out_path, masks=masks, extra=dict(method=args.method, source=args.model))
+    args.written = [*getattr(args, "written", []), str(args.out)]
     reloaded = load_pruned(out_path)
     probe = inputs[0][: args.batch_size] if inputs is not None else None
     if probe is not None:
@@ -210,7 +245,10 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     print(f"pruned model written to {out_path}" + (" (reloads to identical outputs)"
                                                    if report.get("reload_identical") else ""))
     if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2, default=str))
+        from prune.io import atomic_write_text
+
+        atomic_write_text(json.dumps(report, indent=2, default=str), args.report)
+        args.written = [*getattr(args, "written", []), str(args.report)]
         print(f"report written to {args.report}")
     if report.get("reload_identical") is False:
         print("rmt prune: error: the reloaded model's outputs differ from the pruned model's", file=sys.stderr)
@@ -225,39 +263,39 @@ def register(sub) -> None:
 
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--out", required=True, metavar="FILE", help="the pruned model (load with prune.io.load_pruned)")
-    p.add_argument("--report", metavar="JSON", help="write the report here")
-    p.add_argument("--layers", help="comma-separated layer names to prune (default: every Linear/Conv2d)")
+    p.add_argument("--out", required=True, metavar="FILE", type=opt.path, help="the pruned model (load with prune.io.load_pruned)")
+    p.add_argument("--report", metavar="JSON", type=opt.path, help="write the report here")
+    p.add_argument("--layers", type=opt.name_list, help="comma-separated layer names to prune (default: every Linear/Conv2d)")
     g = p.add_argument_group("method options")
-    g.add_argument("--bulk-keep", type=float, default=0.0, help="mp: fraction of the bulk singular values kept")
-    g.add_argument("--fit-cutoff", type=float, default=None, help="mp: leave layers with MP-fit error >= this")
-    g.add_argument("--rank", type=int, help="rank: the kept rank")
-    g.add_argument("--energy", type=float, default=0.9, help="energy: kept fraction of sum s^2 (default 0.9)")
-    g.add_argument("--min-rank", type=int, default=None,
+    g.add_argument("--bulk-keep", type=opt.fraction, default=0.0, help="mp: fraction of the bulk singular values kept")
+    g.add_argument("--fit-cutoff", type=opt.positive_float, default=None, help="mp: leave layers with MP-fit error >= this")
+    g.add_argument("--rank", type=opt.positive_int, help="rank: the kept rank")
+    g.add_argument("--energy", type=opt.fraction, default=0.9, help="energy: kept fraction of sum s^2 (default 0.9)")
+    g.add_argument("--min-rank", type=opt.positive_int, default=None,
                    help="SVD methods: never keep fewer values (default: the model's output dimension, as the "
                         "seed code; 1 allows rank-1 layers, which collapse a classifier)")
     g.add_argument("--factorize", default="auto", choices=("auto", "always", "never"))
-    g.add_argument("--amount", type=float, help="sparsity methods: target fraction of zeros / reduction")
+    g.add_argument("--amount", type=opt.fraction, help="sparsity methods: target fraction of zeros / reduction")
     g.add_argument("--scope", default="global", choices=("global", "layer"), help="magnitude/spectral scope")
-    g.add_argument("--theta-reduction", type=float, default=0.06, help="sv-sparsify: r in paper_theta(r, N, M)")
-    g.add_argument("--reg-steps", type=int, default=0, help="rmt-cycle: regularisation steps per cycle")
-    g.add_argument("--max-cycles", type=int, default=34, help="rmt-cycle: maximum number of cycles")
-    g.add_argument("--alpha", type=float, default=None, help="BEMA trimming (method default when omitted)")
-    g.add_argument("--beta", type=float, default=None, help="Tracy-Widom level (method default when omitted)")
-    g.add_argument("--seed", type=int, default=0, help="seed of random methods, subsets and fine-tuning")
+    g.add_argument("--theta-reduction", type=opt.open_fraction, default=0.06, help="sv-sparsify: r in paper_theta(r, N, M)")
+    g.add_argument("--reg-steps", type=opt.nonnegative_int, default=0, help="rmt-cycle: regularisation steps per cycle")
+    g.add_argument("--max-cycles", type=opt.positive_int, default=34, help="rmt-cycle: maximum number of cycles")
+    g.add_argument("--alpha", type=opt.open_fraction, default=None, help="BEMA trimming (method default when omitted)")
+    g.add_argument("--beta", type=opt.open_fraction, default=None, help="Tracy-Widom level (method default when omitted)")
+    g.add_argument("--seed", type=opt.seed, default=0, help="seed of random methods, subsets and fine-tuning")
     e = p.add_argument_group("evaluation and fine-tuning")
-    e.add_argument("--data-dir", help="data root (default $RMT_DATA_DIR)")
-    e.add_argument("--eval-samples", type=int, metavar="K", help="score a seeded random subset of K test images")
+    e.add_argument("--data-dir", type=opt.path, help="data root (default $RMT_DATA_DIR)")
+    e.add_argument("--eval-samples", type=opt.positive_int, metavar="K", help="score a seeded random subset of K test images")
     e.add_argument("--no-eval", action="store_true", help="do not score the model")
-    e.add_argument("--batch-size", type=int, default=500)
-    e.add_argument("--finetune-epochs", type=int, default=0)
-    e.add_argument("--finetune-lr", type=float, default=1e-3)
+    e.add_argument("--batch-size", type=opt.positive_int, default=500)
+    e.add_argument("--finetune-epochs", type=opt.nonnegative_int, default=0)
+    e.add_argument("--finetune-lr", type=opt.positive_float, default=1e-3)
     e.add_argument("--finetune-optimizer", default="adamw", choices=("sgd", "adamw"))
-    e.add_argument("--finetune-samples", type=int, help="fine-tune on a seeded subset of the training images")
+    e.add_argument("--finetune-samples", type=opt.positive_int, help="fine-tune on a seeded subset of the training images")
     e.add_argument("--time", action="store_true", help="measure CPU inference time before and after")
-    e.add_argument("--time-batch", type=int, default=256)
-    e.add_argument("--time-repeats", type=int, default=9)
-    e.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    e.add_argument("--time-batch", type=opt.positive_int, default=256)
+    e.add_argument("--time-repeats", type=opt.positive_int, default=9)
+    e.add_argument("--threads", type=opt.positive_int, default=1, help="torch threads (default 1)")
     e.add_argument("--no-progress", action="store_true")
     add_model_arguments(p)
     p.set_defaults(func=cmd_prune)

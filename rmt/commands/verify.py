@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+from .. import options as opt
+
 
 def _format_table(records) -> str:
     rows = [("check", "regime", "bound", "measured", "held", "trials", "details")]
@@ -25,6 +27,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from simulations import run_checks
     from theory.selfcheck import run_core_checks
 
+    if args.json:
+        from rmt.paths import check_outputs
+
+        if not Path(args.json).expanduser().parent.is_dir():
+            raise ValueError(f"--json {args.json!r}: directory {Path(args.json).parent} does not exist")
+        check_outputs({"--json": args.json})
+    if args.device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, got {args.device!r}")
     t0 = time.perf_counter()
     quick, progress = not args.full, not args.no_progress
     records = run_core_checks(quick=quick, seed=args.seed, progress=progress)
@@ -39,7 +49,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for r in records:
         print(f"  {r.name}: {r.statement}")
     if args.json:
-        Path(args.json).write_text(json.dumps([r.as_dict() for r in records], indent=2))
+        from prune.io import atomic_write_text
+
+        atomic_write_text(json.dumps([r.as_dict() for r in records], indent=2), args.json)
+        args.written = [*getattr(args, "written", []), args.json]
         print(f"records written to {args.json}")
     return 1 if failed else 0
 
@@ -49,9 +62,9 @@ def register(sub) -> None:
     size = v.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small sizes (the default)")
     size.add_argument("--full", action="store_true", help="paper-scale sizes")
-    v.add_argument("--seed", type=int, default=0, help="seed of every Monte-Carlo check (default 0)")
-    v.add_argument("--json", metavar="PATH", help="also write the records as a JSON list")
+    v.add_argument("--seed", type=opt.seed, default=0, help="seed of every Monte-Carlo check (default 0)")
+    v.add_argument("--json", metavar="PATH", type=opt.path, help="also write the records as a JSON list")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
-    v.add_argument("--device", default="auto", help='"auto" (CUDA when present), "cpu" or "cuda"')
+    v.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help='"auto" (CUDA when present), "cpu" or "cuda"')
     v.add_argument("--core-only", action="store_true", help="only the self-checks of the theory core")
     v.set_defaults(func=cmd_verify)
