@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import ModelFileError
 
-__all__ = ["CHECKPOINTS", "cache_dir", "checkpoint_path", "sha256sum", "fetch_url"]
+__all__ = ["CHECKPOINTS", "cache_dir", "models_root", "checkpoint_path", "sha256sum", "fetch_url"]
 
 _AKAMASTER = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
 _FYS8805 = ("https://raw.githubusercontent.com/FYS-8805-Collaborative-Coding/Collaborative-Coding-Exam/"
@@ -48,6 +48,20 @@ def cache_dir() -> Path:
     """``$RMT_CACHE_DIR/models``, else ``~/.cache/rmt-pruning/models``."""
     base = os.environ.get("RMT_CACHE_DIR")
     return (Path(base).expanduser() if base else Path.home() / ".cache" / "rmt-pruning") / "models"
+
+
+def models_root(root: str | os.PathLike | None = None) -> Path:
+    """The folder checkpoints are read from by default: ``root``, else ``$RMT_MODELS_DIR``, else
+    ``$RMT_DATA_DIR/../models`` when it exists, else :func:`cache_dir` (where downloads go)."""
+    if root is not None:
+        return Path(root).expanduser()
+    if os.environ.get("RMT_MODELS_DIR"):
+        return Path(os.environ["RMT_MODELS_DIR"]).expanduser()
+    if os.environ.get("RMT_DATA_DIR"):
+        shared = Path(os.environ["RMT_DATA_DIR"]).expanduser().parent / "models"
+        if shared.is_dir():
+            return shared
+    return cache_dir()
 
 
 def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -11,6 +11,8 @@ import os
 import torch
 from torch import nn
 
+from .checkpoints import models_root  # noqa: F401 (where the checkpoints are read from; rmt.paths protects it)
+
 __all__ = ["MnistCNN", "NORMALIZATION", "DEFAULT_CHECKPOINT", "load_pretrained"]
 
 #: (mean, std) of the input normalisation, applied to pixels / 255.

@@ -192,17 +192,25 @@ _WHOLE_MODEL = ("holds a whole pickled model (torch.save(model)); loading it wou
                 "path/to/file.py:Name --weights FILE (or package.module:Name --weights FILE)")
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def _torch_load(path: Path):
     import pickle
+
+    if path.stat().st_size == 0:
+        raise ModelFileError(path, "is empty")
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "GLOBAL" in str(err) or "weights_only" in str(err.__class__.__name__ + str(err)):
             raise ModelFileError(path, _WHOLE_MODEL) from None
-        raise ModelFileError(path, f"is not a readable PyTorch file ({str(err).splitlines()[0]})") from None
+        raise ModelFileError(path, f"is not a readable PyTorch file ({_first_line(err)})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise ModelFileError(path, f"is not a readable PyTorch file ({str(err).splitlines()[0]})") from None
+        raise ModelFileError(path, f"is not a readable PyTorch file (truncated or corrupt: {_first_line(err)})") from None
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
