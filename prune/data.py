@@ -19,6 +19,7 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import shutil
 import tarfile
 import tempfile
@@ -364,6 +365,113 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return _NDArrayToken() if fn is None else _Checked(fn)
 
 
+# Limits of the opcode pre-scan: a CIFAR batch pickle has about 3*10^4 opcodes and nests about 6 levels deep.
+_PICKLE_MAX_OPCODES = 2_000_000
+_PICKLE_MAX_DEPTH = 100
+_MARK = -1
+_BUILDERS = {"TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "LIST", "DICT", "FROZENSET"}   # new object from items
+_MUTATORS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}     # first item changed in place
+
+
+def _pickle_depth_problem(raw: bytes) -> str | None:
+    """Why this pickle must not be unpickled (too many opcodes, nesting too deep or cyclic), or None.
+
+    The unpickler itself is iterative, but hashing a tuple nested a million levels deep (a dict key) overflows
+    the C stack and kills the interpreter. This simulates the pickle machine's stack on object ids, with the
+    memo, and keeps for each object an upper bound of its nesting depth, raised when a mutating opcode (APPEND,
+    SETITEM, BUILD, ...) adds children and propagated to the objects that contain it; a cycle raises it without
+    bound. Nothing is executed or allocated beyond the opcode arguments.
+    """
+    stack: list[int] = []
+    marks: list[int] = []
+    memo: dict = {}
+    depth: list[int] = []
+    parents: list[list[int]] = []
+
+    def new(children) -> int:
+        oid = len(depth)
+        depth.append(1 + max((depth[c] for c in children), default=-1))
+        parents.append([])
+        for c in children:
+            parents[c].append(oid)
+        return oid
+
+    def raise_depth(oid: int, children) -> bool:
+        work = [(oid, 1 + max((depth[c] for c in children), default=-1))]
+        for c in children:
+            parents[c].append(oid)
+        while work:
+            o, d = work.pop()
+            if d <= depth[o]:
+                continue
+            depth[o] = d
+            if d > _PICKLE_MAX_DEPTH:
+                return False
+            work.extend((q, d + 1) for q in parents[o])
+        return True
+
+    def pop_to_mark() -> list[int]:
+        if not marks:
+            raise ValueError("no MARK on the stack")
+        k = marks.pop()
+        items = stack[k:]
+        del stack[k:]
+        return items
+
+    try:
+        for count, (op, arg, _pos) in enumerate(pickletools.genops(raw)):
+            if count >= _PICKLE_MAX_OPCODES:
+                return f"more than {_PICKLE_MAX_OPCODES} pickle opcodes (a CIFAR batch has about 3*10^4)"
+            name = op.name
+            if name in ("PROTO", "FRAME", "STOP"):
+                continue
+            if name == "MARK":
+                marks.append(len(stack))
+            elif name == "POP_MARK":
+                pop_to_mark()
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[arg] = stack[-1]
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                stack.append(memo[arg])
+            elif name == "DUP":
+                stack.append(stack[-1])
+            elif name == "POP":
+                stack.pop()
+            elif name in _BUILDERS:
+                if name in ("TUPLE", "LIST", "DICT", "FROZENSET"):
+                    items = pop_to_mark()
+                else:
+                    n = int(name[-1])
+                    items = stack[len(stack) - n:] if n else []
+                    if len(items) != n:
+                        raise ValueError("stack underflow")
+                    del stack[len(stack) - n:]
+                stack.append(new(items))
+            elif name in _MUTATORS:
+                items = pop_to_mark() if name in ("APPENDS", "SETITEMS", "ADDITEMS") else \
+                    [stack.pop() for _ in range(2 if name == "SETITEM" else 1)]
+                if not raise_depth(stack[-1], items):
+                    return f"objects nested deeper than {_PICKLE_MAX_DEPTH} levels (or a cycle)"
+            else:  # any other opcode: generic stack effect (before -> after) from pickletools' description
+                before, after = op.stack_before, op.stack_after
+                items = pop_to_mark() if pickletools.stackslice in before else []
+                n = len([b for b in before if b not in (pickletools.markobject, pickletools.stackslice)])
+                if n:
+                    if len(stack) < n:
+                        raise ValueError("stack underflow")
+                    items += stack[len(stack) - n:]
+                    del stack[len(stack) - n:]
+                for _ in after:
+                    stack.append(new(items))
+            if stack and depth[stack[-1]] > _PICKLE_MAX_DEPTH:
+                return f"objects nested deeper than {_PICKLE_MAX_DEPTH} levels"
+    except (ValueError, IndexError, KeyError) as exc:
+        return f"not a well-formed pickle ({type(exc).__name__}: {str(exc)[:120]})"
+    return None
+
+
 def read_cifar_batch(path: str | os.PathLike) -> dict:
     """Load one CIFAR python batch (a pickled dict) with the restricted unpickler; keys are str.
 
@@ -382,6 +490,11 @@ def read_cifar_batch(path: str | os.PathLike) -> dict:
         raise DataFileError(path, f"not a file ({exc.strerror})") from None
     except PermissionError as exc:
         raise DataFileError(path, f"cannot be read ({exc.strerror})") from None
+    if not raw_bytes:
+        raise DataFileError(path, "empty file (not a CIFAR batch)")
+    problem = _pickle_depth_problem(raw_bytes)
+    if problem is not None:
+        raise DataFileError(path, f"not a CIFAR batch: {problem}")
     try:
         raw = _RestrictedUnpickler(io.BytesIO(raw_bytes), encoding="bytes").load()
     except _Refused as exc:
@@ -438,8 +551,9 @@ def _check_cifar_batch(path: Path, batch: dict) -> tuple[np.ndarray, np.ndarray]
     """(images uint8 (n, 3, 32, 32), labels int64 (n,)) of one batch, after checking every value."""
     missing = [k for k in ("data", "labels") if k not in batch]
     if missing:
+        keys = [k if isinstance(k, str) else type(k).__name__ for k in list(batch)[:8]]
         raise DataFileError(path, f"not a CIFAR-10 batch: no {' or '.join(repr(k.encode()) for k in missing)} key "
-                                  f"(keys: {sorted(map(repr, batch))[:8]})")
+                                  f"(keys: {keys})")
     data, labels = batch["data"], batch["labels"]
     if not isinstance(data, np.ndarray):
         raise DataFileError(path, f"b'data' must be a numpy array, got {type(data).__name__}")

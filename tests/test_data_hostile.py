@@ -432,9 +432,45 @@ def test_build_cannot_modify_the_allowed_helpers(tmp_path):
     assert load_cifar10("test", root=tmp_path)[0].shape == (3, 3, 32, 32)
 
 
+_DEEP_SCRIPT = """
+import sys
+from prune.data import read_cifar_batch
+from prune.errors import DataFileError
+try:
+    read_cifar_batch(sys.argv[1])
+except DataFileError as exc:
+    print("DataFileError:", exc)
+"""
+
+
+@pytest.mark.parametrize("case", ["tuple_key", "tuple_in_frozenset", "nested_lists", "self_list", "build_cycle"])
+def test_deeply_nested_pickle_cannot_crash_the_interpreter(tmp_path, case):
+    """Hashing a dict key nested 10^6 levels overflowed the C stack (segmentation fault, exit -11) even in the
+    restricted unpickler; a pre-scan of the opcodes bounds the nesting (100) and refuses cycles."""
+    n = 1_000_000
+    raw = {
+        "tuple_key": b"\x80\x02}" + b")" + b"\x85" * n + b"K\x01s.",
+        "tuple_in_frozenset": b"\x80\x04(" + b")" + b"\x85" * n + b"\x91.",
+        "nested_lists": b"\x80\x02}X\x06\x00\x00\x00labels" + b"(" * n + b"l" * n + b"s.",
+        "self_list": b"\x80\x02]q\x00h\x00a.",
+        # two dtypes whose states contain each other: a cycle through BUILD
+        "build_cycle": b"\x80\x02cnumpy\ndtype\nX\x02\x00\x00\x00u1\x89\x88\x87Rq\x00"
+                       b"cnumpy\ndtype\nX\x02\x00\x00\x00u1\x89\x88\x87Rq\x01"
+                       b"h\x00h\x01\x85bh\x01h\x00\x85b0h\x00h\x01\x86.",
+    }[case]
+    path = tmp_path / "test_batch"
+    path.write_bytes(raw)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    res = subprocess.run([os.sys.executable, "-c", _DEEP_SCRIPT, str(path)], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0, (res.returncode, res.stderr[-500:])
+    assert res.stdout.startswith(f"DataFileError: {path}: not a CIFAR batch: objects nested deeper than 100"), \
+        res.stdout + res.stderr[-500:]
+
+
 @pytest.mark.parametrize("case,problem", [
-    ("empty", "Ran out of input"),
-    ("truncated", "not a readable CIFAR batch pickle"),
+    ("empty", "empty file"),                       # was EOFError "Ran out of input", no file named
+    ("truncated", "not a well-formed pickle"),
     ("not_a_dict", "not a CIFAR batch \\(a pickled dict\\), got list"),
     ("no_data_key", "no b'data' key"),
     ("no_labels_key", "no b'labels' key"),
