@@ -8,8 +8,12 @@ torchvision checksums of the .gz files before it is used. With ``$RMT_REQUIRE_DA
 is downloaded: a missing file raises ``FileNotFoundError``.
 
 A local file is not checksummed on every load (repackaged copies, for instance Debian's
-re-gzipped Fashion-MNIST, have other .gz checksums but the same bytes inside); the IDX parser
-checks the magic number, the dimensions and the file length instead.
+re-gzipped Fashion-MNIST, have other .gz checksums but the same bytes inside); the loaders validate
+what they read instead: the IDX parser checks the magic number, the type code, the dimensions and the
+data length (decompressing no more than the header announces), the data-set loaders the dtype, the
+shapes, the value ranges and the label count, and CIFAR batches are unpickled with a restricted
+unpickler after a structural pre-scan. Every bad file raises :class:`prune.errors.DataFileError`
+(a ``ValueError``) whose message is "PATH: problem"; nothing is cast or clipped before it is checked.
 """
 from __future__ import annotations
 
@@ -225,6 +229,9 @@ def load_idx_dataset(name: str, split: str = "train", root: str | os.PathLike | 
     name : "mnist" or "fashion-mnist" (also "fashion_mnist", "fashionmnist")
     split : "train" (60000 images) or "test" (10000 images)
     root : folder holding ``<name>/`` (default ``$RMT_DATA_DIR``, else ``~/.cache/rmt-pruning/data``)
+
+    Raises :class:`IDXFormatError` (a :class:`~prune.errors.DataFileError`) naming the file unless the images are
+    uint8 (n, 28, 28) with n >= 1 and the labels uint8 (n,) in 0..9 (besides :func:`read_idx`'s checks).
     """
     img_path = _fetch(name, split, "images", root)
     lab_path = _fetch(name, split, "labels", root)
