@@ -95,7 +95,7 @@ def _object_to_float(name: str, arr: np.ndarray) -> np.ndarray:
     for idx in np.ndindex(arr.shape):
         e = arr[idx]
         if isinstance(e, (bool, np.bool_)) or not isinstance(e, numbers.Real):
-            raise TypeError(f"{name} must hold real numbers, got {type(e).__name__} {e!r:.80}")
+            raise TypeError(f"{name} must be a real numeric array, holds {type(e).__name__} {e!r:.80}")
         try:
             v = float(e)
         except OverflowError:
@@ -123,11 +123,11 @@ def real_array(name: str, value, *, allow_bool: bool = False) -> np.ndarray:
         if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
             raise TypeError(f"{name} is a masked array with masked entries: fill or drop them first")
         if isinstance(value, (str, bytes)):
-            raise TypeError(f"{name} must be a real number or array, got {type(value).__name__} {value!r:.80}")
+            raise TypeError(f"{name} must be a real numeric array or number, got {type(value).__name__} {value!r:.80}")
         try:
             arr = np.asarray(value)
         except Exception as exc:  # ragged lists, objects whose __array__ fails, tensors inside lists
-            raise TypeError(f"{name} must be a real number or array, got {type(value).__name__}: {exc}") from exc
+            raise TypeError(f"{name} must be a real numeric array or number, got {type(value).__name__}: {exc}") from exc
         if arr.dtype == object:
             arr = _object_to_float(name, arr)
     kind = arr.dtype.kind
@@ -136,7 +136,7 @@ def real_array(name: str, value, *, allow_bool: bool = False) -> np.ndarray:
     if kind == "b" and not allow_bool:
         raise TypeError(f"{name} must be real numbers, got bool dtype (pass 0 and 1 as numbers)")
     if kind not in "fiub":
-        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype} ({type(value).__name__} {value!r:.80})")
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype} ({type(value).__name__} {value!r:.80})")
     return arr
 
 

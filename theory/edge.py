@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import dims, finite_array, positive_finite
+from ._validate import dims, finite_array, positive_finite, real_values
 from .tracy_widom import TracyWidom
 
 
@@ -38,12 +38,28 @@ class EdgeScaling:
     sigma2: float
 
     def standardize(self, lam):
-        """(lambda - center) / scale: approximately TW_beta under the null."""
-        return (np.asarray(lam, dtype=np.float64) - self.center) / self.scale
+        """(lambda - center) / scale: approximately TW_beta under the null.
+
+        lambda - center is exact near the centre (Sterbenz); where it overflows (|lambda| near the
+        float range) lambda / scale - center / scale is used instead. +-inf where the standardised
+        value itself is beyond the float range."""
+        lam, scalar = real_values("lam", lam)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            out = (lam - self.center) / self.scale
+            far = ~np.isfinite(lam - self.center) & np.isfinite(lam)
+            out = np.where(far, lam / self.scale - self.center / self.scale, out)
+        return out[()] if scalar else out
 
     def quantile(self, level):
         """The eigenvalue below which lambda_1 falls with probability ``level`` under the null."""
-        return self.center + self.scale * TracyWidom(self.beta).ppf(level)
+        level, scalar = real_values("level", level)
+        bad = (level < 0.0) | (level > 1.0)
+        if bad.any():
+            raise ValueError(f"level must lie in [0, 1], got {level[bad].ravel()[0]!r}")
+        t = np.asarray(TracyWidom(self.beta).ppf(level), dtype=np.float64)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            out = self.center + self.scale * t
+        return out[()] if scalar else out
 
 
 def edge_scaling(p: int, n: int, beta: int = 1, sigma2: float = 1.0) -> EdgeScaling:
@@ -79,7 +95,7 @@ def spike_pvalue(lambda_max, p: int, n: int, sigma2: float = 1.0, beta: int = 1)
     ``sigma2`` is the noise variance (known, or estimated, e.g. by :func:`theory.bema`).
     Vectorised over ``lambda_max``.
     """
-    lam = finite_array("lambda_max", np.atleast_1d(lambda_max))
+    lam = finite_array("lambda_max", lambda_max)
     scaling = edge_scaling(p, n, beta=beta, sigma2=sigma2)
-    out = TracyWidom(scaling.beta).sf(scaling.standardize(lam))
-    return out.reshape(np.shape(lambda_max))[()] if np.ndim(lambda_max) == 0 else out.reshape(np.shape(lambda_max))
+    out = np.asarray(TracyWidom(scaling.beta).sf(scaling.standardize(lam.ravel())), dtype=np.float64)
+    return out.reshape(lam.shape)[()] if lam.ndim == 0 else out.reshape(lam.shape)
