@@ -384,3 +384,16 @@ def test_public_api_listed():
     """The names this file checks are the package's public theory API (a new public name needs a look here)."""
     assert set(theory.__all__) >= {"MarchenkoPastur", "TracyWidom", "bema", "mp_fit_error", "esd", "fit_spectrum",
                                    "fit_eigenvalues", "edge_scaling", "spike_pvalue", "outlier_singular_value"}
+
+
+@pytest.mark.parametrize("sigma2", [5e-324, 1e-310, 1e-300, 1e300])
+def test_edge_scaling_over_float_range(sigma2):
+    """Found by the fuzz: a subnormal sigma2 made center = scale = 0 and standardize(0) = 0/0 = NaN,
+    quantile(1) = 0 * inf = NaN."""
+    unit, es = edge_scaling(20, 300), edge_scaling(20, 300, sigma2=sigma2)
+    z = np.array([0.0, 0.5, 1.0, 3.0])
+    np.testing.assert_allclose(_quiet(es.standardize, z * sigma2), unit.standardize(z * sigma2 / sigma2),
+                               rtol=1e-13, atol=1e-13)
+    assert _quiet(es.quantile, 1.0) == math.inf and _quiet(es.quantile, 0.0) == -math.inf
+    q = _quiet(es.quantile, 0.9)
+    assert math.isfinite(q) and not math.isnan(q)

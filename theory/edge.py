@@ -18,6 +18,7 @@ and scale become :math:`\sigma^2\mu_{np}/n` and :math:`\sigma^2\sigma_{np}/n`; t
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,14 +41,13 @@ class EdgeScaling:
     def standardize(self, lam):
         """(lambda - center) / scale: approximately TW_beta under the null.
 
-        lambda - center is exact near the centre (Sterbenz); where it overflows (|lambda| near the
-        float range) lambda / scale - center / scale is used instead. +-inf where the standardised
-        value itself is beyond the float range."""
+        Computed in units of sigma2, (lambda / sigma2 - mu_np / n) / (sigma_np / n), so that a sigma2
+        anywhere in the float range (down to subnormals, where center and scale themselves underflow)
+        gives the same standardised value; +-inf where it is beyond the float range."""
         lam, scalar = real_values("lam", lam)
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            out = (lam - self.center) / self.scale
-            far = ~np.isfinite(lam - self.center) & np.isfinite(lam)
-            out = np.where(far, lam / self.scale - self.center / self.scale, out)
+        mu_n, sig_n = _unit_centre_scale(self.p, self.n, self.beta)
+        with np.errstate(over="ignore", under="ignore"):
+            out = (lam / self.sigma2 - mu_n) / sig_n
         return out[()] if scalar else out
 
     def quantile(self, level):
@@ -57,8 +57,9 @@ class EdgeScaling:
         if bad.any():
             raise ValueError(f"level must lie in [0, 1], got {level[bad].ravel()[0]!r}")
         t = np.asarray(TracyWidom(self.beta).ppf(level), dtype=np.float64)
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            out = self.center + self.scale * t
+        mu_n, sig_n = _unit_centre_scale(self.p, self.n, self.beta)
+        with np.errstate(over="ignore", under="ignore"):
+            out = self.sigma2 * (mu_n + sig_n * t)  # sigma2 last: no 0 * inf when scale underflows
         return out[()] if scalar else out
 
 
@@ -78,13 +79,19 @@ def edge_scaling(p: int, n: int, beta: int = 1, sigma2: float = 1.0) -> EdgeScal
     sigma2 = positive_finite("sigma2", sigma2)
     if isinstance(beta, bool) or beta not in (1, 2):
         raise ValueError(f"beta must be 1 (real) or 2 (complex), got {beta!r}")
-    nn = n - 1 if beta == 1 else n
-    if nn < 1:
+    if beta == 1 and n < 2:
         raise ValueError(f"n must be >= 2 for the real (beta=1) edge scaling, got n={n}")
-    root = np.sqrt(nn) + np.sqrt(p)
+    mu_n, sig_n = _unit_centre_scale(p, n, int(beta))
+    return EdgeScaling(center=sigma2 * mu_n, scale=sigma2 * sig_n, beta=int(beta), p=p, n=n, sigma2=sigma2)
+
+
+def _unit_centre_scale(p: int, n: int, beta: int) -> tuple[float, float]:
+    """(mu_np / n, sigma_np / n): the centre and scale for sigma2 = 1."""
+    nn = n - 1 if beta == 1 else n
+    root = math.sqrt(nn) + math.sqrt(p)
     mu = root**2
-    sig = root * (1.0 / np.sqrt(nn) + 1.0 / np.sqrt(p)) ** (1.0 / 3.0)
-    return EdgeScaling(center=sigma2 * mu / n, scale=sigma2 * sig / n, beta=int(beta), p=p, n=n, sigma2=sigma2)
+    sig = root * (1.0 / math.sqrt(nn) + 1.0 / math.sqrt(p)) ** (1.0 / 3.0)
+    return mu / n, sig / n
 
 
 def spike_pvalue(lambda_max, p: int, n: int, sigma2: float = 1.0, beta: int = 1):
