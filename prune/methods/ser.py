@@ -148,7 +148,9 @@ def ser_prune(model: nn.Module, amount: float, train, *, reserve: float = SER_RE
         for pn, kp, bk in zip(names, keep.split(sizes), back.split(sizes)):
             p = params[pn]
             kp, bk = kp.reshape(p.shape), bk.reshape(p.shape)
-            val = original[pn] if (restore_value == "original" or moved is None) else p.detach()
+            val = original[pn]
+            if restore_value == "trained" and moved is not None:  # an entry that did not move keeps its old value
+                val = torch.where(p.detach() != 0, p.detach(), original[pn])
             p.copy_(torch.where(bk, val, original[pn]) * kp)
             masks[pn] = kp.to(p.device)
     return target, masks, _rows(groups, masks, w, spectra)
