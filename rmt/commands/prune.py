@@ -9,7 +9,10 @@ Methods (each a public function of :mod:`prune`):
 * ``mp-magnitude``: seed paper 2's Algorithm D with the MP-weighted budget, fraction ``--amount`` (one cycle);
 * ``sv-sparsify``: seed paper 2's Algorithm C, theta = paper_theta(``--theta-reduction``, N, M);
 * ``spectral``: spectrum-preserving element-wise sparsification to sparsity ``--amount`` (prune.spectral_sparsify);
-* ``rmt-cycle``: seed paper 2's Algorithm 3 (C + D + regularisation cycles) to sparsity ``--amount``.
+* ``rmt-cycle``: seed paper 2's Algorithm 3 (C + D + regularisation cycles) to sparsity ``--amount``;
+* ``seb``: Spectral Edge Budgeting (the successor paper; prune.methods.seb) to sparsity ``--amount``, data-free;
+* ``ser`` / ``hybrid``: Spectral Edge Reallocation / Hybrid Magnitude-SER (prune.methods.ser) to ``--amount``;
+  their selection phase uses ``--select-steps`` mini-batches of the model's training data.
 
 ``--finetune-epochs`` adds a short fine-tune (prune.finetune: frozen masks, cosine schedule, clipping) on the
 model's training data. Bad input (unknown model, method option out of range, a ``--layers`` name that is not a
@@ -25,7 +28,8 @@ from pathlib import Path
 
 from .. import options as opt
 
-METHODS = ("mp", "rank", "energy", "magnitude", "mp-magnitude", "sv-sparsify", "spectral", "rmt-cycle")
+METHODS = ("mp", "rank", "energy", "magnitude", "mp-magnitude", "sv-sparsify", "spectral", "rmt-cycle", "seb", "ser",
+           "hybrid")
 SVD_METHODS = ("mp", "rank", "energy")
 
 
@@ -119,6 +123,26 @@ def run_method(model, args, layers):
         out, masks, cycles = sparsify.rmt_cycle_prune(model, args.amount, max_cycles=args.max_cycles,
                                                       reg_steps=lambda i: steps, **bema, **common)
         return out, masks, _rows(sparsify.sparsity_report(out, layers).rows), dict(cycles=_rows(cycles))
+    if m == "seb":
+        from prune.methods import seb_prune
+
+        out, masks, rows = seb_prune(model, args.amount, layers=layers)
+        return out, masks, _rows(rows), {}
+    if m in ("ser", "hybrid"):
+        from prune.evaluate import load_inputs
+        from prune.methods import hybrid_prune, ser_prune
+        from prune.models import eval_spec
+
+        dataset, norm = eval_spec(model)
+        dataset = args.dataset or dataset
+        if dataset is None:
+            raise ValueError(f"--method {m} needs training data for its selection phase: pass --dataset")
+        train = load_inputs(dataset, _train_split(dataset), norm, root=args.data_dir,
+                            limit=args.finetune_samples or 2000, seed=args.seed)
+        fn = ser_prune if m == "ser" else hybrid_prune
+        out, masks, rows = fn(model, args.amount, train, select_steps=getattr(args, "select_steps", 128),
+                              seed=args.seed, layers=layers)
+        return out, masks, _rows(rows), {}
     raise ValueError(f"--method must be one of {METHODS}, got {m!r}")  # argparse's choices prevent this
 
 
@@ -280,6 +304,8 @@ def register(sub) -> None:
     g.add_argument("--theta-reduction", type=opt.open_fraction, default=0.06, help="sv-sparsify: r in paper_theta(r, N, M)")
     g.add_argument("--reg-steps", type=opt.nonnegative_int, default=0, help="rmt-cycle: regularisation steps per cycle")
     g.add_argument("--max-cycles", type=opt.positive_int, default=34, help="rmt-cycle: maximum number of cycles")
+    g.add_argument("--select-steps", type=opt.nonnegative_int, default=128,
+                   help="ser/hybrid: selection-phase mini-batches (default 128)")
     g.add_argument("--alpha", type=opt.open_fraction, default=None, help="BEMA trimming (method default when omitted)")
     g.add_argument("--beta", type=opt.open_fraction, default=None, help="Tracy-Widom level (method default when omitted)")
     g.add_argument("--seed", type=opt.seed, default=0, help="seed of random methods, subsets and fine-tuning")
