@@ -50,6 +50,7 @@ FIGURES: tuple[str, ...] = (
     "magnitude_after_mp",
     "fashion_cnn_mp_pruning",
     "accuracy_vs_parameters",
+    "seb_sparsity",
     "real_checks",
 )
 

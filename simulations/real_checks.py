@@ -730,27 +730,21 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-def _load(spec: str) -> nn.Module:
-    """A model from any form the CLI accepts (the resolver when the project has one, else ``load_model``)."""
-    try:
-        from prune.models import resolve as _resolve  # noqa: F401  (added by another branch)
-    except ImportError:
-        _resolve = None
-    if _resolve is not None and hasattr(_resolve, "resolve_model"):
-        return _resolve.resolve_model(spec)
-    from prune.models import load_model
+def _load(spec: str) -> tuple[nn.Module, str | None, tuple | str | None]:
+    """(model, data set, normalisation) for any MODEL form the CLI accepts (:func:`prune.models.resolve.resolve_model`)."""
+    from prune.models.resolve import resolve_model
 
-    return load_model(spec)
+    model, inputs = resolve_model(spec)
+    return model, inputs.dataset, inputs.normalization
 
 
 def verify_model(spec: str, *, limit: int | None = 1000, draws: int = 200, seed: int = 0, out: str | None = None,
                  progress: bool = True) -> ModelReport:
     """``rmt verify --model SPEC``: load the model, its real test inputs (``eval_spec``), run :func:`run_model`."""
     from prune.evaluate import load_inputs
-    from prune.models import eval_spec
 
-    model = _load(spec)
-    dataset, norm = eval_spec(model)
+    model, dataset, norm = _load(spec)
+    norm = None if norm == "none" else norm
     if dataset is None:
         raise ValueError(f"--model {spec!r}: no data set is recorded for this model, so its conclusions cannot be "
                          "checked on real inputs")

@@ -167,7 +167,7 @@ OPTIONS = {
 FLAGS = ("--no-eval", "--time", "--no-progress")
 # the options each method needs to run at all
 NEEDS = {"rank": ["--rank"], "energy": ["--energy"], "magnitude": ["--amount"], "mp-magnitude": ["--amount"],
-         "spectral": ["--amount"], "rmt-cycle": ["--amount"]}
+         "spectral": ["--amount"], "rmt-cycle": ["--amount"], "seb": ["--amount"]}
 
 
 @st.composite
@@ -181,7 +181,7 @@ def prune_argv(draw) -> list[str]:
 
     model = draw(_v("mnist-cnn", "mnist-cnn", str(d / "good.pt"))) if not hostile else draw(_v(
         "mnist-cnn", "resnet99", "", str(d / "good.pt"), str(d / "ckpt.pth"), str(d), str(d / "missing.pt"), "vit"))
-    method = draw(_v("mp", "rank", "energy", "magnitude", "mp-magnitude", "sv-sparsify", "spectral", "rmt-cycle",
+    method = draw(_v("mp", "rank", "energy", "magnitude", "mp-magnitude", "sv-sparsify", "spectral", "rmt-cycle", "seb",
                      *(("bogus",) if hostile else ())))
     argv = ["prune", model, "--method", method]
     names = draw(st.lists(st.sampled_from(sorted(OPTIONS)), max_size=4, unique=True))
