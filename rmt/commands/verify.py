@@ -93,7 +93,7 @@ def register(sub) -> None:
     v.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help='"auto" (CUDA when present), "cpu" or "cuda"')
     v.add_argument("--core-only", action="store_true", help="only the self-checks of the theory core")
     v.add_argument("--model", metavar="MODEL", help="check the theorems' hypotheses and conclusions on this trained "
-                   "model (registry name or saved file) and its real test data instead of the synthetic checks")
+                   "model (any MODEL form: registry name, file.py:Name, pruned file, ...) and its real test data")
     v.add_argument("--limit", type=opt.positive_int, default=1000, help="--model: test inputs used (default 1000)")
     v.add_argument("--draws", type=opt.positive_int, default=200, help="--model: null draws per test (default 200)")
     v.add_argument("--out", metavar="DIR", type=opt.path, help="--model: write JSON, records CSV and figure here")
