@@ -23,10 +23,25 @@ def _format_table(records) -> str:
     return "\n".join(lines)
 
 
+def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
+    """``--scheduler`` and ``--workers`` (``simulations.parallel``), shared by verify, experiment and figures."""
+    p.add_argument("--scheduler", default=None, metavar="local|ADDRESS|FILE",
+                   help="run the independent tasks on 'local' worker processes, on the Dask cluster at ADDRESS "
+                        "(tcp://HOST:PORT) or named by a scheduler FILE (default: serially in this process); "
+                        "needs the 'distributed' extra")
+    p.add_argument("--workers", type=opt.positive_int, default=None, metavar="K",
+                   help="worker processes of --scheduler local (alone: implies local; default 2)")
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from simulations import run_checks
-    from theory.selfcheck import run_core_checks
+    from simulations.parallel import resolve_scheduler
 
+    if args.scaling:
+        from simulations.scaling import cmd_scaling
+
+        return cmd_scaling(args)
+    resolve_scheduler(args.scheduler, args.workers)  # a bad --scheduler fails before any work
     if args.json:
         from rmt.paths import check_outputs
 
@@ -37,15 +52,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise ValueError(f"--device must be auto, cpu or cuda, got {args.device!r}")
     t0 = time.perf_counter()
     quick, progress = not args.full, not args.no_progress
-    records = run_core_checks(quick=quick, seed=args.seed, progress=progress)
-    if not args.core_only:
-        records += run_checks(quick=quick, seed=args.seed, device=args.device, progress=progress)
+    records = run_checks(quick=quick, seed=args.seed, device=args.device, progress=progress, core=True,
+                         theorems=not args.core_only, scheduler=args.scheduler, workers=args.workers,
+                         cache=args.cache)
     print(_format_table(records))
     failed = [r.name for r in records if r.regime == "within" and not r.held]
     outside = [r for r in records if r.regime == "outside"]
     print(f"\n{len(records) - len(failed) - len(outside)} held, {len(failed)} failed, {len(outside)} run outside "
           f"their hypotheses (reported, not required) in {time.perf_counter() - t0:.1f} s"
-          f" ({'full' if args.full else 'quick'} sizes, seed {args.seed})")
+          f" ({'full' if args.full else 'quick'} sizes, seed {args.seed}, {_backend(args)})")
     for r in records:
         print(f"  {r.name}: {r.statement}")
     if args.json:
@@ -55,6 +70,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         args.written = [*getattr(args, "written", []), args.json]
         print(f"records written to {args.json}")
     return 1 if failed else 0
+
+
+def _backend(args) -> str:
+    from simulations.parallel import resolve_scheduler
+
+    kind, target = resolve_scheduler(args.scheduler, args.workers)
+    return {"serial": "serial", "local": f"{target} local worker processes"}.get(kind, f"Dask cluster {target}")
 
 
 def register(sub) -> None:
@@ -67,4 +89,12 @@ def register(sub) -> None:
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help='"auto" (CUDA when present), "cpu" or "cuda"')
     v.add_argument("--core-only", action="store_true", help="only the self-checks of the theory core")
+    v.add_argument("--scaling", action="store_true",
+                   help="instead of the checks: convergence in N of the key lemma, BEMA's sigma2, the BBP "
+                        "predictions and the entry-wise threshold; CSV, JSON and PNG in --out")
+    v.add_argument("--out", default=None, type=opt.path, metavar="DIR",
+                   help="--scaling only: output folder (default results/scaling/)")
+    v.add_argument("--cache", default=None, type=opt.path, metavar="DIR",
+                   help="keep each finished task's result in DIR; a rerun with the same DIR resumes")
+    add_parallel_arguments(v)
     v.set_defaults(func=cmd_verify)
