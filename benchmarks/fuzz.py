@@ -10,7 +10,8 @@ distinct crash messages. Goal: zero crashes.
 
 The command line and its files (``tests/test_fuzz_cli.py``, ``CLI_TARGETS``): ``rmt`` called in-process with
 argv drawn from the options' grammar, and with real files corrupted (a saved pruned model, the MNIST CNN
-checkpoint, the MNIST test files); "clean" is exit status 2 with one line on stderr, "ok" exit 0, a crash
+checkpoint, the MNIST test files), and the data loaders alone on corrupted MNIST / CIFAR files
+(``tests/test_data_hostile.py``, ``FILE_TARGETS``); "clean" is exit status 2 (DataFileError for the loaders) with one line on stderr, "ok" exit 0, a crash
 anything else (an exception escaping ``main``, a traceback on stderr, another exit status). Needs
 ``RMT_DATA_DIR`` / ``RMT_MODELS_DIR`` (the shared data and models).
 
@@ -32,6 +33,16 @@ from hypothesis import HealthCheck, given, settings
 sys.path.insert(0, str(_common.REPO / "tests"))
 from test_fuzz_api import TARGETS, outcome  # noqa: E402
 from test_fuzz_cli import CLI_TARGETS, cli_outcome  # noqa: E402
+from test_data_hostile import FILE_TARGETS  # noqa: E402
+
+
+def file_outcome(call, example) -> str:
+    """The data loaders on a corrupted real file: "ok", "clean" (DataFileError) or "crash: ..."."""
+    try:
+        res = call(example)
+    except Exception as exc:  # noqa: BLE001 - anything but DataFileError is a crash
+        return f"crash: {type(exc).__name__}: {exc}"[:300]
+    return "clean" if res == "DataFileError" else "ok"
 
 
 def main(argv=None) -> int:
@@ -51,6 +62,7 @@ def main(argv=None) -> int:
     if args.only != "api":
         targets += [("cli" if name.startswith("cli") else "file", name, s, c, cli_outcome, n_cli)
                     for name, (s, c) in CLI_TARGETS.items()]
+        targets += [("file", f"loader {name}", s, c, file_outcome, n_cli) for name, (s, c) in FILE_TARGETS.items()]
     for category, name, strategy, call, judge, n in targets:
         counts: Counter = Counter()
 

@@ -51,6 +51,7 @@ FIGURES: tuple[str, ...] = (
     "magnitude_after_mp",
     "fashion_cnn_mp_pruning",
     "accuracy_vs_parameters",
+    "seb_sparsity",
 )
 
 _REFERENCE_DIR = Path(__file__).resolve().parent / "reference"

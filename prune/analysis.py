@@ -36,6 +36,7 @@ from torch import nn
 
 from theory import esd, fit_eigenvalues, fit_spectrum
 
+from .defaults import BEMA_ALPHA, BEMA_BETA
 from .layers import PRUNABLE_TYPES, FactorizedConv2d, FactorizedLinear, prunable_layers, weight_matrix
 
 __all__ = ["LayerRow", "LayerTable", "analyze", "layer_matrices"]
@@ -200,7 +201,7 @@ def layer_matrices(model: nn.Module, conv_view: str = "im2col", split_qkv: bool 
     return out
 
 
-def analyze(model: nn.Module, alpha: float = 0.2, beta: float = 0.1, conv_view: str = "im2col",
+def analyze(model: nn.Module, alpha: float = BEMA_ALPHA, beta: float = BEMA_BETA, conv_view: str = "im2col",
             split_qkv: bool = True, embeddings: bool = True, keep_eigenvalues: bool = False,
             progress: bool = False) -> LayerTable:
     """Spectral analysis of every weight matrix of ``model`` (see the module docstring); the model is not changed.
@@ -209,7 +210,8 @@ def analyze(model: nn.Module, alpha: float = 0.2, beta: float = 0.1, conv_view: 
     ----------
     model : nn.Module
     alpha, beta : float
-        BEMA trimming in (0, 1/2) and Tracy-Widom level in (0, 1).
+        BEMA trimming in (0, 1/2) and Tracy-Widom level in (0, 1); default :data:`prune.defaults.BEMA_ALPHA` /
+        ``BEMA_BETA``, the same as :func:`prune.svd.mp_truncate`'s, so ``n_spikes`` is the rank it keeps.
     conv_view : "im2col" or "slices"
     split_qkv : bool
         Also analyse the q, k, v blocks of fused attention projections.

@@ -3,7 +3,10 @@ r"""Accuracy and logits of a model on a real data set: batched, ``no_grad``, eva
 Inputs are pixels / 255, then per-channel :math:`(x - \mu_c) / \sigma_c` with the model's own
 normalisation (the one it was trained with): the MNIST CNN uses (0.1307, 0.3081), the CIFAR ResNets of
 ``shared/models`` mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225) (their training code's
-values, ImageNet's), our ViT the data set's mean and std. ``limit`` scores a seeded random subset
+values, ImageNet's), our ViT the data set's mean and std. :func:`evaluate` never guesses: the data set and
+normalisation come from the arguments or from the model's record (``model.rmt_base``, set by
+:func:`prune.models.resolve.resolve_model`); when neither has them it raises a ValueError saying what is missing
+(``normalization="none"`` is the explicit choice of pixels / 255 only). ``limit`` scores a seeded random subset
 (the CIFAR test batch is sorted by class, so the first K images would be one class).
 """
 from __future__ import annotations
@@ -63,7 +66,8 @@ def load_inputs(dataset: str, split: str = "test", normalization: tuple[Sequence
     ----------
     dataset : "mnist", "fashion-mnist" or "cifar10"
     split : "test" or "train" (CIFAR: also "data_batch_k"; the shared JPEG copy holds test_batch and data_batch_1)
-    normalization : (mean, std), one value per channel; None: pixels / 255 only
+    normalization : (mean, std), one value per channel; ``"none"`` (or None, this loader having no model to ask):
+        pixels / 255 only
     root : data root (default ``$RMT_DATA_DIR``)
     limit, seed : score a seeded random subset of ``limit`` images (see :func:`subset_indices`)
     """
@@ -77,6 +81,10 @@ def load_inputs(dataset: str, split: str = "test", normalization: tuple[Sequence
         images = images[:, None]
     idx = subset_indices(len(labels), limit, seed)
     x = torch.from_numpy(np.ascontiguousarray(images[idx])).float().div_(255.0)
+    if isinstance(normalization, str):
+        if normalization != "none":
+            raise ValueError(f'normalization must be (mean, std), "none" or None, got {normalization!r}')
+        normalization = None
     if normalization is not None:
         mean, std = (torch.as_tensor(v, dtype=torch.float32).reshape(-1, 1, 1) for v in normalization)
         if mean.numel() not in (1, x.shape[1]) or std.numel() != mean.numel():
@@ -110,17 +118,37 @@ def _logits(out) -> torch.Tensor:
     return out.logits if hasattr(out, "logits") else out
 
 
-def evaluate(model: nn.Module, dataset: str, split: str = "test",
-             normalization: tuple[Sequence[float], Sequence[float]] | None = None, root: str | os.PathLike | None = None,
-             limit: int | None = None, seed: int = 0, batch_size: int = 500, return_logits: bool = False,
-             inputs: tuple[torch.Tensor, torch.Tensor] | None = None) -> EvalResult:
+def evaluate(model: nn.Module, dataset: str | None = None, split: str = "test",
+             normalization: tuple[Sequence[float], Sequence[float]] | str | None = None,
+             root: str | os.PathLike | None = None, limit: int | None = None, seed: int = 0, batch_size: int = 500,
+             return_logits: bool = False, inputs: tuple[torch.Tensor, torch.Tensor] | None = None) -> EvalResult:
     r"""Top-1 accuracy :math:`\frac1n \sum_i [\arg\max_c f(x_i)_c = y_i]` of ``model`` on a real data set.
 
-    ``inputs`` = (x, y) already loaded by :func:`load_inputs` skips the loading (to score several models on the
-    same images). See :func:`load_inputs` for the other arguments.
+    ``dataset`` and ``normalization`` default to the model's record (:func:`prune.models.eval_spec`);
+    ``normalization="none"`` scores pixels / 255. A field that is neither given nor recorded is a ValueError
+    (evaluation never guesses). ``inputs`` = (x, y) already loaded by :func:`load_inputs` skips the loading
+    (to score several models on the same images; then the normalisation is the caller's). See
+    :func:`load_inputs` for the other arguments.
     """
+    from .models.registry import eval_spec
+
+    rec_ds, rec_norm = eval_spec(model) if isinstance(model, nn.Module) else (None, None)
+    if dataset is None:
+        dataset = rec_ds
+    if dataset is None:
+        raise ValueError(f"evaluate: the data set of model ({type(model).__name__}) is not recorded; "
+                         f"pass dataset= one of {sorted(DATASETS)}")
     key = _check_dataset(dataset)
-    x, y = inputs if inputs is not None else load_inputs(key, split, normalization, root, limit, seed)
+    if inputs is None:
+        if normalization is None:
+            normalization = rec_norm
+        if normalization is None:
+            raise ValueError(f"evaluate: the input normalisation of model ({type(model).__name__}) is not recorded; "
+                             'pass normalization=(mean, std) (one value per channel) or normalization="none" for '
+                             "pixels / 255 only")
+        x, y = load_inputs(key, split, normalization, root, limit, seed)
+    else:
+        x, y = inputs
     logits = predict(model, x, batch_size)
     if logits.ndim != 2 or logits.shape[0] != len(y):
         raise ValueError(f"model output must be (n, classes) logits, got shape {tuple(logits.shape)} for {len(y)} images")

@@ -48,21 +48,17 @@ def _transformers():
     return transformers
 
 
-def _guess_dataset(config) -> str | None:
-    shape = (config.num_channels, config.image_size)
-    return {(1, 28): "mnist", (3, 32): "cifar10"}.get(shape) if config.num_labels == 10 else None
-
-
 def hf_base(config, normalization=None, dataset: str | None = None) -> dict:
-    """The ``rmt_base`` record of a HF ViT with ``config``."""
-    norm = normalization if normalization is not None else HF_DEFAULT_NORMALIZATION
+    """The ``rmt_base`` record of a HF ViT with ``config``.
+
+    Nothing is guessed: the data set and the normalisation are recorded only when given (a directory's
+    ``preprocessor_config.json`` gives the normalisation); otherwise the commands ask for ``--dataset`` and
+    ``--mean``/``--std`` (or ``--no-normalize``).
+    """
     cfg = config.to_dict()
     cfg.pop("_name_or_path", None)
-    if config.num_channels != len(norm[0]) and len(norm[0]) == 3:
-        norm = tuple(tuple(v[: config.num_channels]) for v in norm)
-    return dict(kind="hf-vit", config=json.loads(json.dumps(cfg, default=str)),
-                dataset=dataset if dataset is not None else _guess_dataset(config),
-                normalization=[list(v) for v in norm])
+    return dict(kind="hf-vit", config=json.loads(json.dumps(cfg, default=str)), dataset=dataset,
+                normalization=[list(v) for v in normalization] if normalization is not None else None)
 
 
 def hf_vit_from_config(config: Mapping | object | None = None, seed: int = 0, **overrides) -> nn.Module:

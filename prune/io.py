@@ -10,8 +10,11 @@ holds only plain data, so it loads with ``torch.load(path, weights_only=True)``:
      "masks": {name: bool tensor}} # sparsity masks (prune.sparsify), possibly empty
 
 The recipe's ``base`` is the model's ``rmt_base`` record (set by :func:`prune.models.build_model` /
-``load_model`` and by :mod:`prune.hf`): a registry name with its keyword arguments, or a Hugging Face
-config dict. Each replacement names the module path, its type and its geometry (e.g.
+``load_model``, by :mod:`prune.hf` and by :func:`prune.models.resolve.resolve_model`): a registry name with its
+keyword arguments, a Hugging Face config dict, or a user's ``file.py:Name`` / ``package.module:Name`` with its
+keyword arguments (``{"kind": "module", "source": ..., "kwargs": ...}``), plus the data set and normalisation.
+**Loading a file whose base is a user's module imports that module, which runs its code**; the state dict
+itself is read with ``weights_only=True``. Each replacement names the module path, its type and its geometry (e.g.
 ``{"name": "classifier.0", "type": "FactorizedLinear", "in_features": 3136, "out_features": 128,
 "rank": 44, "bias": true}``). :func:`load_pruned` builds the base, swaps the recorded layers in, and
 loads the state dict strictly with ``assign=True`` (the saved tensors themselves, dtypes included).
@@ -121,8 +124,16 @@ def build_base(base: Mapping) -> nn.Module:
         from .hf import timm_vit
 
         model = timm_vit(base["name"], **base.get("kwargs", {}))
+    elif kind == "module":
+        # A user's 'file.py:Name' / 'package.module:Name': importing it RUNS that file's or module's code.
+        from .models.resolve import build_from_source
+
+        model = build_from_source(base["source"], base.get("kwargs", {}))
+    elif kind == "torchscript":
+        raise ValueError("a TorchScript model cannot be saved or rebuilt in the rmt-pruned format; load its Python "
+                         "class as 'file.py:Name' with --weights instead")
     else:
-        raise ValueError(f"base kind must be 'registry', 'hf-vit' or 'timm', got {kind!r}")
+        raise ValueError(f"base kind must be 'registry', 'hf-vit', 'timm' or 'module', got {kind!r}")
     model.rmt_base = json.loads(json.dumps(dict(base)))
     return model
 
@@ -145,9 +156,10 @@ def model_recipe(model: nn.Module, base: Mapping | None = None, masks: Mapping[s
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     base = base if base is not None else getattr(model, "rmt_base", None)
     if base is None:
-        raise ValueError(f"model ({type(model).__name__}) has no rmt_base record: pass base= (e.g. "
-                         "prune.models.registry.base_spec('mnist-cnn')) or build it with prune.models.build_model / "
-                         "load_model / prune.hf")
+        raise ValueError(f"model ({type(model).__name__}) has no rmt_base record of where it came from: load it "
+                         "with prune.models.resolve.resolve_model('file.py:Name', weights=...) or pass base= (e.g. "
+                         "prune.models.resolve.source_record('pkg.module:Name', kwargs) or "
+                         "prune.models.registry.base_spec('mnist-cnn'))")
     rebuilt = build_base(base)
     ref = dict(rebuilt.named_modules())
     replacements, replaced = [], []

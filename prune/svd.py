@@ -32,6 +32,7 @@ from torch import nn
 
 from theory import SpectrumReport, fit_eigenvalues
 
+from .defaults import BEMA_ALPHA, BEMA_BETA
 from .layers import (
     FactorizedConv2d,
     FactorizedLinear,
@@ -46,6 +47,7 @@ from .layers import (
 
 __all__ = [
     "LayerCut",
+    "default_min_rank",
     "layer_svd",
     "mp_keep_rank",
     "truncate_layer",
@@ -181,27 +183,42 @@ def _stays_dense(model: nn.Module, name: str, module: nn.Module) -> str:
     return ""
 
 
+def default_min_rank(model: nn.Module) -> int:
+    """The model's output dimension: the output size N of its last prunable layer (in registration order).
+
+    The floor of every SVD truncation unless ``min_rank`` is given (seed paper 1 floors the kept rank at the number
+    of classes, papers.md 1.2): a rank below it collapses a classifier (e.g. rank 3 of a 10-class head).
+    """
+    found = prunable_layers(model)
+    if not found:
+        raise ValueError(f"model ({type(model).__name__}) has no nn.Linear or nn.Conv2d layer to truncate")
+    return int(matrix_shape(found[-1][1])[0])
+
+
 RankRule = Callable[[str, nn.Module, LayerSVD], "tuple[int, dict]"]
 
 
 def svd_truncate(model: nn.Module, rule: RankRule, *, layers: Iterable[str] | None = None, inplace: bool = False,
-                 factorize: str = "auto", min_rank: int = 1, progress: bool = False) -> tuple[nn.Module, list[LayerCut]]:
+                 factorize: str = "auto", min_rank: int | None = None, progress: bool = False) -> tuple[nn.Module, list[LayerCut]]:
     """Apply a rank rule to every prunable layer (or the named ``layers``); return (model, per-layer report).
 
     ``rule(name, module, svd)`` returns the rank to keep and a dict of extra report fields; a rank
     >= the layer's current rank leaves the layer unchanged, ``None`` marks it "misfit" (left alone).
-    The kept rank is never below ``min_rank`` (seed paper 1 floors it at the number of classes).
+    The kept rank is never below ``min_rank``; None (the default) is the model's output dimension
+    (:func:`default_min_rank`; seed paper 1 floors it at the number of classes), 1 allows any rank.
     Layers whose parent reads their ``.weight`` itself (``nn.MultiheadAttention.out_proj``,
     ``nn.TransformerEncoderLayer.linear1/linear2``) are recomposed, never factorised.
 
     ``model`` is deep-copied first unless ``inplace=True``.
     """
-    if not isinstance(min_rank, (int, np.integer)) or isinstance(min_rank, bool) or min_rank < 1:
-        raise ValueError(f"min_rank must be an integer >= 1, got {min_rank!r}")
+    if min_rank is not None and (not isinstance(min_rank, (int, np.integer)) or isinstance(min_rank, bool)
+                                 or min_rank < 1):
+        raise ValueError(f"min_rank must be an integer >= 1 or None, got {min_rank!r}")
     if factorize not in ("auto", "always", "never"):
         raise ValueError(f'factorize must be "auto", "always" or "never", got {factorize!r}')
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    min_rank = default_min_rank(model) if min_rank is None else int(min_rank)
     target = model if inplace else copy.deepcopy(model)
     found = prunable_layers(target)
     if not found:
@@ -262,7 +279,7 @@ def _spectrum_fields(rep: SpectrumReport) -> dict:
                 mp_fit_error=rep.mp_fit_error)
 
 
-def mp_truncate(model: nn.Module, *, bulk_keep: float = 0.0, alpha: float = 0.25, beta: float = 0.1,
+def mp_truncate(model: nn.Module, *, bulk_keep: float = 0.0, alpha: float = BEMA_ALPHA, beta: float = BEMA_BETA,
                 fit_cutoff: float | None = None, **kwargs) -> tuple[nn.Module, list[LayerCut]]:
     r"""MP-SVD truncation at the BEMA edge (seed paper 1, Algorithm 1).
 
@@ -272,6 +289,13 @@ def mp_truncate(model: nn.Module, *, bulk_keep: float = 0.0, alpha: float = 0.25
     BEMA cannot fit (p too small for its window, or a zero central window, e.g. a layer already cut
     below alpha p): all are reported ``action="misfit"``, the latter with a ``note``.
 
+    A layer cut here remembers its fit's singular-value edge (attribute ``rmt_sv_edge``; not saved by
+    :mod:`prune.io`). A later call counts as signal at least the values above that edge: the censored refit of a
+    layer that holds only spikes sees no bulk (its observed window values are former spikes, which BEMA then takes
+    for the bulk), so without the memory a second ``mp_truncate(bulk_keep=0)`` would cut spikes again. With it the
+    second call cuts nothing, and ``n_spikes`` of :func:`prune.analysis.analyze` (same alpha, beta) is the rank the
+    first keeps (at least ``min_rank``).
+
     Parameters
     ----------
     model : nn.Module
@@ -279,7 +303,8 @@ def mp_truncate(model: nn.Module, *, bulk_keep: float = 0.0, alpha: float = 0.25
     bulk_keep : float in [0, 1]
         Fraction of the bulk (sub-edge) singular values kept, the largest first.
     alpha, beta : float
-        BEMA trimming and Tracy-Widom level (papers.md 1.3 uses alpha 0.25, beta 0.1).
+        BEMA trimming and Tracy-Widom level; default :data:`prune.defaults.BEMA_ALPHA` / ``BEMA_BETA`` (0.25, 0.1,
+        papers.md 1.3), the same as :func:`prune.analysis.analyze`'s.
     fit_cutoff : float or None
         MP-fit error cutoff (papers.md 0.3).
     **kwargs
@@ -320,10 +345,25 @@ def mp_truncate(model: nn.Module, *, bulk_keep: float = 0.0, alpha: float = 0.25
         extra = _spectrum_fields(rep)
         if fit_cutoff is not None and rep.mp_fit_error >= fit_cutoff:
             return None, extra
-        keep = mp_keep_rank(rep, rank, bulk_keep)
+        k_sig = rep.n_spikes
+        prev = getattr(module, _EDGE_ATTR, None)
+        if prev is not None:  # values an earlier MP cut called signal stay signal (see the docstring)
+            k_sig = max(k_sig, int((svd.s > prev).sum()))
+        k_sig = min(k_sig, rank)
+        keep = k_sig + int(math.floor(bulk_keep * (rank - k_sig)))
+        edges[name] = prev if prev is not None else rep.sv_edge
         return (svd.rank if keep >= rank else keep), extra  # nothing beyond the numerical rank to cut
 
-    return svd_truncate(model, rule, **kwargs)
+    edges: dict[str, float] = {}
+    target, cuts = svd_truncate(model, rule, **kwargs)
+    for cut in cuts:
+        if cut.action in ("factorized", "recomposed"):
+            setattr(target.get_submodule(cut.name), _EDGE_ATTR, edges[cut.name])
+    return target, cuts
+
+
+#: attribute of a layer cut by :func:`mp_truncate`: the singular-value edge of the fit that cut it
+_EDGE_ATTR = "rmt_sv_edge"
 
 
 def rank_truncate(model: nn.Module, rank: int, **kwargs) -> tuple[nn.Module, list[LayerCut]]:

@@ -144,34 +144,50 @@ def _v(*values):
     return st.sampled_from(values)
 
 
-FRACTIONS = _v("0", "0.3", "0.5", "1", "1.5", "-0.1", "nan", "inf", "x", "", "1e-300")
-COUNTS = _v("1", "4", "16", "0", "-1", "2.5", "x", "", "99999999999999999999")
+# each option: (valid values, invalid values); an example draws from both or from the valid ones only, so that the
+# pruning paths themselves run, not only the refusals
+FRACTIONS = (("0", "0.3", "0.5", "0.9", "1e-300"), ("1", "1.5", "-0.1", "nan", "inf", "x", ""))
+OPEN = (("0.05", "0.2", "0.4"), ("0", "1", "1.5", "-0.1", "nan", "x"))
+COUNTS = (("1", "4", "16"), ("0", "-1", "2.5", "x", "", "99999999999999999999"))
 OPTIONS = {
-    "--amount": FRACTIONS, "--bulk-keep": FRACTIONS, "--energy": FRACTIONS, "--theta-reduction": FRACTIONS,
-    "--alpha": FRACTIONS, "--beta": FRACTIONS, "--fit-cutoff": _v("0.1", "1", "0", "-1", "nan"),
-    "--rank": COUNTS, "--min-rank": COUNTS, "--reg-steps": COUNTS, "--max-cycles": _v("1", "2", "0", "-1"),
-    "--seed": _v("0", "7", "-1", "4294967296", "x"), "--eval-samples": _v("8", "32", "0", "-5", "x"),
-    "--batch-size": _v("4", "500", "0", "-1"), "--threads": _v("1", "2", "0", "-3", "x"),
-    "--layers": _v("classifier.0", "classifier.2", "features.0,classifier.2", ",", "", "nope", "features.1",
-                   "classifier"),
-    "--factorize": _v("auto", "always", "never", "sometimes"), "--scope": _v("global", "layer", "x"),
-    "--dataset": _v("mnist", "fashion-mnist", "cifar10", "imagenet"),
-    "--finetune-epochs": _v("0", "1", "-1"), "--finetune-samples": _v("16", "0"),
-    "--finetune-lr": _v("1e-3", "0", "-1", "nan"), "--finetune-optimizer": _v("sgd", "adamw", "adam"),
-    "--time-batch": _v("4", "0", "-2"), "--time-repeats": _v("1", "0"),
+    "--amount": FRACTIONS, "--bulk-keep": FRACTIONS, "--energy": FRACTIONS, "--theta-reduction": OPEN,
+    "--alpha": OPEN, "--beta": OPEN, "--fit-cutoff": (("0.1", "1"), ("0", "-1", "nan")),
+    "--rank": COUNTS, "--min-rank": COUNTS, "--reg-steps": (("0", "1"), ("-1", "x")),
+    "--max-cycles": (("1", "2"), ("0", "-1")), "--seed": (("0", "7"), ("-1", "4294967296", "x")),
+    "--eval-samples": (("8", "32"), ("0", "-5", "x")), "--batch-size": (("4", "500"), ("0", "-1")),
+    "--threads": (("1", "2"), ("0", "-3", "x")),
+    "--layers": (("classifier.0", "classifier.2", "features.0,classifier.2"),
+                 (",", "", "nope", "features.1", "classifier")),
+    "--factorize": (("auto", "always", "never"), ("sometimes",)), "--scope": (("global", "layer"), ("x",)),
+    "--dataset": (("mnist",), ("fashion-mnist", "cifar10", "imagenet")),
+    "--finetune-epochs": (("0", "1"), ("-1",)), "--finetune-samples": (("16",), ("0",)),
+    "--finetune-lr": (("1e-3",), ("0", "-1", "nan")), "--finetune-optimizer": (("sgd", "adamw"), ("adam",)),
+    "--time-batch": (("4",), ("0", "-2")), "--time-repeats": (("1",), ("0",)),
 }
 FLAGS = ("--no-eval", "--time", "--no-progress")
-METHODS = _v("mp", "rank", "energy", "magnitude", "mp-magnitude", "sv-sparsify", "spectral", "rmt-cycle", "bogus")
+# the options each method needs to run at all
+NEEDS = {"rank": ["--rank"], "energy": ["--energy"], "magnitude": ["--amount"], "mp-magnitude": ["--amount"],
+         "spectral": ["--amount"], "rmt-cycle": ["--amount"], "seb": ["--amount"]}
 
 
 @st.composite
 def prune_argv(draw) -> list[str]:
     d = workspace()
-    model = draw(_v("mnist-cnn", "mnist-cnn", "resnet99", "", str(d / "good.pt"), str(d / "ckpt.pth"), str(d),
-                    str(d / "missing.pt"), "vit"))
-    argv = ["prune", model, "--method", draw(METHODS)]
-    for name in draw(st.lists(st.sampled_from(sorted(OPTIONS)), max_size=4, unique=True)):
-        argv += [name, draw(OPTIONS[name])]
+    hostile = draw(st.booleans())
+
+    def value(name):
+        good, bad = OPTIONS[name]
+        return draw(st.sampled_from(good + bad if hostile else good))
+
+    model = draw(_v("mnist-cnn", "mnist-cnn", str(d / "good.pt"))) if not hostile else draw(_v(
+        "mnist-cnn", "resnet99", "", str(d / "good.pt"), str(d / "ckpt.pth"), str(d), str(d / "missing.pt"), "vit"))
+    method = draw(_v("mp", "rank", "energy", "magnitude", "mp-magnitude", "sv-sparsify", "spectral", "rmt-cycle", "seb",
+                     *(("bogus",) if hostile else ())))
+    argv = ["prune", model, "--method", method]
+    names = draw(st.lists(st.sampled_from(sorted(OPTIONS)), max_size=4, unique=True))
+    names += [n for n in NEEDS.get(method, []) if n not in names and (not hostile or draw(st.booleans()))]
+    for name in names:
+        argv += [name, value(name)]
     argv += [f for f in FLAGS if draw(st.booleans())]
     if "--eval-samples" not in argv and "--no-eval" not in argv:
         argv += ["--eval-samples", "8"]  # keeps one call well under a second
@@ -179,12 +195,14 @@ def prune_argv(draw) -> list[str]:
         argv += ["--finetune-samples", "16"]
     if "--max-cycles" not in argv:
         argv += ["--max-cycles", "2"]
-    out = draw(_v(str(d / "out" / "x.pt"), "", str(d / "out"), str(d / "nodir" / "x.pt"), str(d / "good.pt"),
-                  str(MODELS / "mnist-cnn" / "mnist-cnn.pth")))
-    if draw(st.integers(0, 9)) > 0:
+    out = str(d / "out" / "x.pt")
+    if hostile:
+        out = draw(_v(out, "", str(d / "out"), str(d / "nodir" / "x.pt"), str(d / "good.pt"),
+                      str(MODELS / "mnist-cnn" / "mnist-cnn.pth")))
+    if not hostile or draw(st.integers(0, 9)) > 0:
         argv += ["--out", out]
     if draw(st.booleans()):
-        argv += ["--report", draw(_v(str(d / "out" / "r.json"), out, "", str(d / "out")))]
+        argv += ["--report", draw(_v(str(d / "out" / "r.json"), *((out, "", str(d / "out")) if hostile else ())))]
     return argv
 
 
@@ -194,7 +212,7 @@ def other_argv(draw) -> list[str]:
     kind = draw(_v("analyze", "verify", "figures", "experiment", "top"))
     if kind == "analyze":
         argv = ["analyze", draw(_v("mnist-cnn", "", "nope", str(d / "good.pt"), str(d / "ckpt.pth"), str(d)))]
-        for name, values in (("--alpha", FRACTIONS), ("--beta", FRACTIONS),
+        for name, values in (("--alpha", _v(*OPEN[0], *OPEN[1])), ("--beta", _v(*OPEN[0], *OPEN[1])),
                              ("--conv-view", _v("im2col", "slices", "x")),
                              ("--sort", _v("n_spikes", "mp_fit_error", "nope", "")),
                              ("--out", _v(str(d / "out" / "an"), "", str(d / "good.pt")))):

@@ -30,7 +30,7 @@ def test_build_is_seeded_and_leaves_global_rng(hf):
     sa, sb, sc = (m.state_dict() for m in (a, b, c))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert any(not torch.equal(sa[k], sc[k]) for k in sa)
-    assert a.rmt_base["kind"] == "hf-vit" and a.rmt_base["dataset"] == "mnist"
+    assert a.rmt_base["kind"] == "hf-vit" and a.rmt_base["dataset"] is None  # never guessed from the shape
 
 
 def test_analysis_and_pruning_work_on_hf_vit(hf):
@@ -67,7 +67,7 @@ def test_save_pretrained_directory(hf, tmp_path):
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(m(x).logits, r(x).logits)
-    assert eval_spec(r) == ("mnist", ((0.1307,), (0.3081,)))
+    assert eval_spec(r) == (None, ((0.1307,), (0.3081,)))  # the data set is not recorded in the directory
 
 
 def test_bad_input(hf, tmp_path):
@@ -89,7 +89,7 @@ def test_timm_guard(hf):
         hf.timm_vit()
 
 
-def test_cli_prunes_hf_directory(hf, tmp_path, monkeypatch):
+def test_cli_prunes_hf_directory(hf, tmp_path, monkeypatch, capsys):
     from _shared_paths import SHARED, need
 
     from rmt.cli import main
@@ -98,8 +98,11 @@ def test_cli_prunes_hf_directory(hf, tmp_path, monkeypatch):
     monkeypatch.setenv("RMT_DATA_DIR", str(SHARED))
     m = hf.hf_vit_from_config(**SMALL)
     m.save_pretrained(tmp_path / "d")
-    rc = main(["prune", str(tmp_path / "d"), "--method", "rank", "--rank", "4", "--out", str(tmp_path / "p.pt"),
-               "--report", str(tmp_path / "r.json"), "--eval-samples", "200", "--no-progress"])
+    argv = ["prune", str(tmp_path / "d"), "--method", "rank", "--rank", "4", "--out", str(tmp_path / "p.pt"),
+            "--report", str(tmp_path / "r.json"), "--eval-samples", "200", "--no-progress"]
+    assert main(argv) == 2  # neither the data set nor the normalisation is guessed
+    assert "--dataset" in capsys.readouterr().err
+    rc = main(argv + ["--dataset", "mnist", "--mean", "0.5", "--std", "0.5"])
     assert rc == 0
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["reload_identical"] is True and rep["params_after"] < rep["params_before"]

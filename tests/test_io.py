@@ -42,7 +42,7 @@ def test_dense_roundtrip_and_weights_only(tmp_path):
 
 def test_factorised_roundtrip(tmp_path):
     m = _resnet()
-    p, cuts = rank_truncate(m, 4)
+    p, cuts = rank_truncate(m, 4, min_rank=1)
     assert any(c.action == "factorized" for c in cuts)
     kinds = {type(mod) for mod in p.modules()}
     assert FactorizedConv2d in kinds and FactorizedLinear in kinds
@@ -135,7 +135,7 @@ def test_hf_vit_roundtrip(tmp_path):
 
     m = hf_vit_from_config(image_size=28, patch_size=7, num_channels=1, hidden_size=32, num_hidden_layers=2,
                            num_attention_heads=4, intermediate_size=64, num_labels=10)
-    p, cuts = rank_truncate(m, 4, layers=prunable_layer_names(m))
+    p, cuts = rank_truncate(m, 4, layers=prunable_layer_names(m), min_rank=1)
     assert all(c.action == "factorized" for c in cuts)
     r = load_pruned(save_pruned(p, tmp_path / "hf.pt"))
     x = torch.randn(3, 1, 28, 28)

@@ -168,12 +168,12 @@ def test_planted_spikes_found():
 
 def test_factorised_layer_is_fitted_on_its_exact_spectrum():
     lin = _randomise(nn.Linear(100, 80), seed=3, std=0.1)
-    low, _ = rank_truncate(nn.Sequential(lin), 5)
+    low, _ = rank_truncate(nn.Sequential(lin), 5, min_rank=1)
     r = analyze(low)[0]
     assert isinstance(low[0], FactorizedLinear) and r.type == "FactorizedLinear"
     # rank 5 of p = 80: BEMA's window is all zeros, so no fit (the product's rounding noise is not a bulk)
     assert "rank 5" in r.note and "no MP fit" in r.note and r.n_spikes == -1
-    high, _ = rank_truncate(nn.Sequential(lin), 70, factorize="always")
+    high, _ = rank_truncate(nn.Sequential(lin), 70, factorize="always", min_rank=1)
     r = analyze(high)[0]
     assert "rank 70" in r.note and 0 <= r.n_spikes <= 70 and r.bulk_fraction >= 10 / 80
     assert r.params == 70 * 180

@@ -16,20 +16,20 @@ from hypothesis import strategies as st
 from torch import nn
 
 from prune.layers import FactorizedConv2d, FactorizedLinear, stored_parameters, weight_matrix
-from prune.svd import (
-    energy_truncate,
-    layer_svd,
-    mp_keep_rank,
-    mp_truncate,
-    rank_truncate,
-    svd_truncate,
-    truncate_layer,
-)
+from functools import partial
+
+from prune import svd as _svd
+from prune.svd import layer_svd, mp_keep_rank, truncate_layer
 from simulations.generators import deformed, low_rank, noise
 from theory import bema, esd, fit_spectrum
 
 D = torch.float64
 TOL = 1e-10
+
+# These tests check the arithmetic of the cut on single spiked layers, where the default floor (the model's output
+# dimension, prune.svd.default_min_rank) would be the layer's own size: they allow any rank >= 1.
+mp_truncate, rank_truncate, energy_truncate, svd_truncate = (
+    partial(f, min_rank=1) for f in (_svd.mp_truncate, _svd.rank_truncate, _svd.energy_truncate, _svd.svd_truncate))
 
 
 def _gen(seed):

@@ -468,3 +468,17 @@ def test_cycle_driver_start_cycle_continues_the_schedule():
     assert not hist[0].sv_sparsified and (len(hist) < 2 or hist[1].sv_sparsified)
     with pytest.raises(ValueError, match="start_cycle"):
         rmt_cycle_prune(model, 0.05, start_cycle=0)
+
+
+def test_cycle_schedules_default_fast_paper_by_name():
+    """The default schedule runs no regularisation; "paper" runs the seed's 5000 + 1000 (i - 1) steps and, on a
+    small model, gives the same masks (the regularisation at lr 5e-8 moves no weight across the threshold)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(30, 40), nn.ReLU(), nn.Linear(40, 10))
+    a, ma, ha = rmt_cycle_prune(model, 0.1, max_cycles=1, progress=False)
+    b, mb, hb = rmt_cycle_prune(model, 0.1, max_cycles=1, progress=False, schedule="paper")
+    assert [h.reg_steps for h in ha] == [0] and [h.reg_steps for h in hb] == [5000]
+    assert all(torch.equal(ma[k], mb[k]) for k in ma)
+    assert max(float((pa - pb).abs().max()) for pa, pb in zip(a.parameters(), b.parameters())) < 5000 * 5e-8 * 1.01
+    with pytest.raises(ValueError, match="schedule"):
+        rmt_cycle_prune(model, 0.1, schedule="slow")

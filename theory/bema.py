@@ -62,6 +62,12 @@ __all__ = ["BemaFit", "bema", "tw_quantile", "bema_window"]
 _NEG_TOL = 1e-5
 
 
+def _ldexp(x: float, e: int) -> float:
+    """x * 2**e as a float, rounded to +-inf or 0 outside the float range (no warning, no error)."""
+    with np.errstate(over="ignore", under="ignore"):
+        return float(np.ldexp(x, e))
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=np.float64, copy=True)
     a.setflags(write=False)
@@ -70,7 +76,11 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _tw1_upper_quantile(beta: float) -> float:
-    return float(TracyWidom(1).ppf(1.0 - beta))
+    # isf(beta) solves sf = beta directly: ppf(1 - beta) loses beta below 1.1e-16 (1 - beta rounds to
+    # 1 and the quantile to inf) and its relative accuracy well before. Above 1/2, 1 - beta is exact
+    # (Sterbenz) and the lower-tail solve is the accurate one.
+    tw = TracyWidom(1)
+    return float(tw.isf(beta) if beta <= 0.5 else tw.ppf(1.0 - beta))
 
 
 def tw_quantile(beta: float) -> float:
@@ -190,8 +200,13 @@ class BemaFit:
 
     @property
     def sv_edge(self) -> float:
-        r"""Singular-value edge :math:`s_+ = \sqrt{n \hat\lambda_+}` (DESIGN.md)."""
-        return math.sqrt(self.n * self.lambda_plus)
+        r"""Singular-value edge :math:`s_+ = \sqrt{n \hat\lambda_+}` (DESIGN.md), as
+        :math:`\sqrt n \sqrt{\hat\lambda_+}` (no overflow of n * lambda_plus).
+
+        0.0 when :math:`\hat\lambda_+ < 0` (beta close to 1 at small n makes the Tracy-Widom margin
+        more negative than the bulk edge): every eigenvalue is then above the edge.
+        """
+        return math.sqrt(self.n) * math.sqrt(max(self.lambda_plus, 0.0))
 
     @property
     def spikes(self) -> np.ndarray:
@@ -240,6 +255,11 @@ def bema(eigenvalues, p: int, n: int, alpha: float = 0.2, beta: float = 0.1, cen
     :math:`\hat K = \#\{\lambda_i > \hat\lambda_+\}`. The MP quantiles and the TW quantile are
     cached per (p, n, window) and per beta, so repeated fits of same-shaped layers are cheap.
 
+    Scale: the fit is computed on the eigenvalues divided by a power of two near their largest
+    magnitude and scaled back, so it is equivariant over the whole float range: for c a power of two,
+    ``bema(c * lam)`` has sigma2, edges and residual multiplied by c exactly and the same spikes
+    (for other c, up to the rounding of c * lam). Nothing is squared or summed in raw units.
+
     Raises
     ------
     ValueError
@@ -283,20 +303,26 @@ def bema(eigenvalues, p: int, n: int, alpha: float = 0.2, beta: float = 0.1, cen
         k_lo = max(k_lo, c + 1)
     q = _mp_quantiles(p, n, k_lo, k_hi)
     matched = lam[k_lo - 1 : k_hi]
-    sigma2 = float(q @ matched / (q @ q))
+    # standardise by 2**e ~ max|lambda| (exact), so that q @ matched cannot overflow or underflow
+    e = math.frexp(scale)[1] if scale > 0.0 else 0
+    unit = np.ldexp(matched, -e)
+    s_unit = float(q @ unit / (q @ q))
+    sigma2 = _ldexp(s_unit, e)
     if not sigma2 > 0.0:
         raise ValueError(
             f"eigenvalues: the fitted sigma2 = {sigma2!r} is not > 0 (the central window "
-            f"k = {k_lo}..{k_hi} of the eigenvalues is zero up to rounding: the matrix is rank-deficient)"
+            f"k = {k_lo}..{k_hi} of the eigenvalues is zero up to rounding: the matrix is rank-deficient, or so small that s_i^2/n underflows to 0)"
         )
     g = p / n
     t = _tw1_upper_quantile(b)
     root = 1.0 + math.sqrt(g)
-    bulk_edge = sigma2 * root**2
-    tw_margin = sigma2 * t * n ** (-2.0 / 3.0) * g ** (-1.0 / 6.0) * root ** (4.0 / 3.0)
-    lambda_plus = bulk_edge + tw_margin
+    tw_factor = t * n ** (-2.0 / 3.0) * g ** (-1.0 / 6.0) * root ** (4.0 / 3.0)
+    # in units of 2**e, then scaled: a finite edge whose value is representable comes out finite
+    bulk_edge = _ldexp(s_unit * root**2, e)
+    tw_margin = _ldexp(s_unit * tw_factor, e)
+    lambda_plus = _ldexp(s_unit * root**2 + s_unit * tw_factor, e)
     n_spikes = int(np.count_nonzero(lam > lambda_plus))
-    resid = sigma2 * q - matched
+    resid = s_unit * q - unit
     return BemaFit(
         sigma2=sigma2,
         lambda_plus=float(lambda_plus),
@@ -312,6 +338,6 @@ def bema(eigenvalues, p: int, n: int, alpha: float = 0.2, beta: float = 0.1, cen
         window=(k_lo, k_hi),
         quantiles=q,
         matched=_readonly(matched),
-        residual_rms=float(np.sqrt(np.mean(resid * resid))),
+        residual_rms=_ldexp(float(np.sqrt(np.mean(resid * resid))), e),
         eigenvalues=_readonly(lam),
     )

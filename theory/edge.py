@@ -18,11 +18,12 @@ and scale become :math:`\sigma^2\mu_{np}/n` and :math:`\sigma^2\sigma_{np}/n`; t
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import dims, finite_array, positive_finite
+from ._validate import dims, finite_array, positive_finite, real_values
 from .tracy_widom import TracyWidom
 
 
@@ -38,12 +39,28 @@ class EdgeScaling:
     sigma2: float
 
     def standardize(self, lam):
-        """(lambda - center) / scale: approximately TW_beta under the null."""
-        return (np.asarray(lam, dtype=np.float64) - self.center) / self.scale
+        """(lambda - center) / scale: approximately TW_beta under the null.
+
+        Computed in units of sigma2, (lambda / sigma2 - mu_np / n) / (sigma_np / n), so that a sigma2
+        anywhere in the float range (down to subnormals, where center and scale themselves underflow)
+        gives the same standardised value; +-inf where it is beyond the float range."""
+        lam, scalar = real_values("lam", lam)
+        mu_n, sig_n = _unit_centre_scale(self.p, self.n, self.beta)
+        with np.errstate(over="ignore", under="ignore"):
+            out = (lam / self.sigma2 - mu_n) / sig_n
+        return out[()] if scalar else out
 
     def quantile(self, level):
         """The eigenvalue below which lambda_1 falls with probability ``level`` under the null."""
-        return self.center + self.scale * TracyWidom(self.beta).ppf(level)
+        level, scalar = real_values("level", level)
+        bad = (level < 0.0) | (level > 1.0)
+        if bad.any():
+            raise ValueError(f"level must lie in [0, 1], got {level[bad].ravel()[0]!r}")
+        t = np.asarray(TracyWidom(self.beta).ppf(level), dtype=np.float64)
+        mu_n, sig_n = _unit_centre_scale(self.p, self.n, self.beta)
+        with np.errstate(over="ignore", under="ignore"):
+            out = self.sigma2 * (mu_n + sig_n * t)  # sigma2 last: no 0 * inf when scale underflows
+        return out[()] if scalar else out
 
 
 def edge_scaling(p: int, n: int, beta: int = 1, sigma2: float = 1.0) -> EdgeScaling:
@@ -62,13 +79,19 @@ def edge_scaling(p: int, n: int, beta: int = 1, sigma2: float = 1.0) -> EdgeScal
     sigma2 = positive_finite("sigma2", sigma2)
     if isinstance(beta, bool) or beta not in (1, 2):
         raise ValueError(f"beta must be 1 (real) or 2 (complex), got {beta!r}")
-    nn = n - 1 if beta == 1 else n
-    if nn < 1:
+    if beta == 1 and n < 2:
         raise ValueError(f"n must be >= 2 for the real (beta=1) edge scaling, got n={n}")
-    root = np.sqrt(nn) + np.sqrt(p)
+    mu_n, sig_n = _unit_centre_scale(p, n, int(beta))
+    return EdgeScaling(center=sigma2 * mu_n, scale=sigma2 * sig_n, beta=int(beta), p=p, n=n, sigma2=sigma2)
+
+
+def _unit_centre_scale(p: int, n: int, beta: int) -> tuple[float, float]:
+    """(mu_np / n, sigma_np / n): the centre and scale for sigma2 = 1."""
+    nn = n - 1 if beta == 1 else n
+    root = math.sqrt(nn) + math.sqrt(p)
     mu = root**2
-    sig = root * (1.0 / np.sqrt(nn) + 1.0 / np.sqrt(p)) ** (1.0 / 3.0)
-    return EdgeScaling(center=sigma2 * mu / n, scale=sigma2 * sig / n, beta=int(beta), p=p, n=n, sigma2=sigma2)
+    sig = root * (1.0 / math.sqrt(nn) + 1.0 / math.sqrt(p)) ** (1.0 / 3.0)
+    return mu / n, sig / n
 
 
 def spike_pvalue(lambda_max, p: int, n: int, sigma2: float = 1.0, beta: int = 1):
@@ -79,7 +102,7 @@ def spike_pvalue(lambda_max, p: int, n: int, sigma2: float = 1.0, beta: int = 1)
     ``sigma2`` is the noise variance (known, or estimated, e.g. by :func:`theory.bema`).
     Vectorised over ``lambda_max``.
     """
-    lam = finite_array("lambda_max", np.atleast_1d(lambda_max))
+    lam = finite_array("lambda_max", lambda_max)
     scaling = edge_scaling(p, n, beta=beta, sigma2=sigma2)
-    out = TracyWidom(scaling.beta).sf(scaling.standardize(lam))
-    return out.reshape(np.shape(lambda_max))[()] if np.ndim(lambda_max) == 0 else out.reshape(np.shape(lambda_max))
+    out = np.asarray(TracyWidom(scaling.beta).sf(scaling.standardize(lam.ravel())), dtype=np.float64)
+    return out.reshape(lam.shape)[()] if lam.ndim == 0 else out.reshape(lam.shape)

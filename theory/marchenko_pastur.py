@@ -23,25 +23,56 @@ with the mirror formula (in :math:`\delta = \pi - \theta`) for the mass below x.
 evaluated where it is the smaller one, so the CDF and the survival function are both accurate
 to a few ulp in absolute terms (measured against mpmath in ``tests/test_marchenko_pastur.py``),
 and the CDF is exactly 1 above the upper edge (the seed code returned 0 there).
+
+Scale
+-----
+Everything is computed in standardised units u = x / sigma2 on the law MP(y, 1) and scaled back
+(pdf / sigma2, quantiles * sigma2), so the law is scale-equivariant over the whole float range:
+``MarchenkoPastur(y, c * s).cdf(c * x) == MarchenkoPastur(y, s).cdf(x)`` bit for bit for c a power
+of four, and up to the rounding of c * x otherwise, from sigma2 = 1e-300 to 1e300
+(``tests/test_theory_extremes.py``). A result beyond the float range (an edge above 1.8e308, a density
+below the smallest subnormal) is rounded to inf or 0 like any IEEE operation, never NaN.
+
+Input
+-----
+x and q may be numbers, lists, numpy arrays or torch tensors (a tensor that requires grad is read
+detached, a sparse one densified, a quantized one dequantized); complex values, strings, bools and
+NaN are refused with a ``TypeError`` / ``ValueError`` naming the argument (``theory._validate``).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._mp import mp_map
 from ._newton import bracketed_newton_update
-from ._validate import positive_finite
+from ._validate import positive_finite, positive_int, real_values, torch_values
 
 _HALF_PI = 0.5 * np.pi
 
 
 def _as_float_array(name: str, x) -> tuple[np.ndarray, bool]:
-    arr = np.asarray(x, dtype=np.float64)
-    if np.isnan(arr).any():
-        raise ValueError(f"{name} contains NaN")
-    return arr, arr.ndim == 0
+    return real_values(name, x)
+
+
+def _unit_edges(y: float) -> tuple[float, float]:
+    """Edges of MP(y, 1): ((1 - sqrt y)^2, (1 + sqrt y)^2), the lower one as ((1 - y)/(1 + sqrt y))^2
+    (no cancellation near y = 1)."""
+    r = math.sqrt(y)
+    return ((1.0 - y) / (1.0 + r)) ** 2, (1.0 + r) ** 2
+
+
+def _scale(s2: float, u):
+    """s2 * u, rounded to inf or 0 outside the float range without a warning."""
+    with np.errstate(over="ignore", under="ignore"):
+        return s2 * u
+
+
+def _standardise(x: np.ndarray, s2: float) -> np.ndarray:
+    with np.errstate(over="ignore", under="ignore"):
+        return x / s2
 
 
 @dataclass(frozen=True)
@@ -75,10 +106,9 @@ class MarchenkoPastur:
         s2 = positive_finite("sigma2", self.sigma2)
         object.__setattr__(self, "ratio", y)
         object.__setattr__(self, "sigma2", s2)
-        r = np.sqrt(y)
-        # (1 - sqrt y)^2 = ((1 - y) / (1 + sqrt y))^2 without cancellation near y = 1
-        object.__setattr__(self, "lambda_minus", s2 * ((1.0 - y) / (1.0 + r)) ** 2)
-        object.__setattr__(self, "lambda_plus", s2 * (1.0 + r) ** 2)
+        a1, b1 = _unit_edges(y)
+        object.__setattr__(self, "lambda_minus", float(_scale(s2, np.float64(a1))))
+        object.__setattr__(self, "lambda_plus", float(_scale(s2, np.float64(b1))))
 
     # ------------------------------------------------------------------ moments, support
     @property
@@ -96,8 +126,12 @@ class MarchenkoPastur:
         return self.sigma2
 
     def var(self) -> float:
-        """Variance ``sigma2**2 * y`` (for every ratio, atom included)."""
-        return self.sigma2**2 * self.ratio
+        """Variance ``sigma2**2 * y`` (for every ratio, atom included); inf (or 0) where it is beyond
+        the float range. Computed on the mantissas, so it never overflows in between."""
+        m, e = math.frexp(self.sigma2)
+        my, ey = math.frexp(self.ratio)
+        with np.errstate(over="ignore", under="ignore"):
+            return float(np.ldexp(m * m * my, 2 * e + ey))
 
     def median(self) -> float:
         """The median, ``ppf(0.5)``."""
@@ -110,22 +144,32 @@ class MarchenkoPastur:
         Integrates to ``min(1, 1/y)``.
         """
         if dps is not None:
-            return mp_map(lambda v: _mp_pdf(self, v, dps), x)
+            return mp_map(lambda v: _mp_pdf(self, v, dps), _mp_values("x", x, dps))
         x, scalar = _as_float_array("x", x)
-        a, b = self.edges
-        out = np.zeros_like(x)
-        inside = (x > a) & (x < b)
-        xi = x[inside]
-        out[inside] = np.sqrt((b - xi) * (xi - a)) / (2.0 * np.pi * self.sigma2 * self.ratio * xi)
-        if a == 0.0:  # y == 1: the density diverges like x**-1/2 at 0
-            out[x == 0.0] = np.inf
+        y, s2 = self.ratio, self.sigma2
+        u = _standardise(x, s2)
+        a, b = _unit_edges(y)
+        out = np.zeros_like(u)
+        inside = (u > a) & (u < b)
+        ui = u[inside]
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            if a == 0.0:
+                # y == 1: f = sqrt(4 - u) / (2 pi sqrt(x sigma2)); sqrt(x) sqrt(sigma2) keeps a tiny x
+                # accurate where x / sigma2 would underflow. The density diverges like x**-1/2 at 0.
+                out[inside] = np.sqrt(b - ui) / (2.0 * np.pi * (np.sqrt(x[inside]) * math.sqrt(s2)))
+                out[(x == 0.0)] = np.inf
+            else:
+                # sqrt(b - u) sqrt(u - a) / (2 pi y u) / sigma2: no product of two large factors (y up
+                # to 1.8e308), each step rounded once
+                out[inside] = np.sqrt(b - ui) * np.sqrt(ui - a) / (2.0 * np.pi * y) / ui / s2
         return out[()] if scalar else out
 
     # ------------------------------------------------------------------ distribution functions
     def _tails(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mass of the continuous part below x, above x), each accurate where it is small."""
-        a, b = self.edges
-        y, s2 = self.ratio, self.sigma2
+        """(mass of the continuous part below u, above u), each accurate where it is small; ``x`` is
+        in standardised units u = x / sigma2."""
+        a, b = _unit_edges(self.ratio)
+        y = self.ratio
         cont = min(1.0, 1.0 / y)
         below = np.where(x <= a, 0.0, cont)
         above = np.where(x >= b, 0.0, cont)
@@ -134,7 +178,7 @@ class MarchenkoPastur:
             xi = x[inside]
             bx, xa = b - xi, xi - a
             sq_b, sq_a = np.sqrt(bx), np.sqrt(xa)
-            sin_t = sq_b * sq_a / (2.0 * np.sqrt(y) * s2)
+            sin_t = sq_b * sq_a / (2.0 * np.sqrt(y))
             # each side's angle is computed directly (pi - theta would cost absolute accuracy)
             up = sq_b < sq_a  # theta < pi/2: x is closer to the upper edge
             lo_mass, hi_mass = np.empty_like(xi), np.empty_like(xi)
@@ -151,19 +195,21 @@ class MarchenkoPastur:
     def cdf(self, x, *, dps: int | None = None):
         """Cumulative distribution function ``P(X <= x)`` (atom included); exactly 1 for x >= b."""
         if dps is not None:
-            return mp_map(lambda v: _mp_cdf(self, v, dps), x)
+            return mp_map(lambda v: _mp_cdf(self, v, dps), _mp_values("x", x, dps))
         x, scalar = _as_float_array("x", x)
-        below, _ = self._tails(x)
-        out = np.where(x < 0.0, 0.0, self.atom + below)
-        out = np.where(x >= self.lambda_plus, 1.0, out)
+        u = _standardise(x, self.sigma2)
+        below, _ = self._tails(u)
+        out = np.where(x < 0.0, 0.0, self.atom + below)  # x, not u: -5e-324 / 2 rounds to -0.0
+        out = np.where(u >= _unit_edges(self.ratio)[1], 1.0, out)
         return out[()] if scalar else out
 
     def sf(self, x, *, dps: int | None = None):
         """Survival function ``P(X > x)``, computed directly (no ``1 - cdf`` cancellation)."""
         if dps is not None:
-            return mp_map(lambda v: _mp_sf(self, v, dps), x)
+            return mp_map(lambda v: _mp_sf(self, v, dps), _mp_values("x", x, dps))
         x, scalar = _as_float_array("x", x)
-        _, above = self._tails(x)
+        u = _standardise(x, self.sigma2)
+        _, above = self._tails(u)
         out = np.where(x < 0.0, 1.0, above)  # the atom at 0 is not above any x >= 0
         return out[()] if scalar else out
 
@@ -175,13 +221,15 @@ class MarchenkoPastur:
         ``q <= 1 - 1/y`` maps to the atom at 0; ``ppf(0)`` is the lower edge otherwise.
         """
         if dps is not None:
-            return mp_map(lambda v: _mp_ppf(self, v, dps), q)
+            return mp_map(lambda v: _mp_ppf(self, v, dps), _mp_levels(q, dps))
         q, scalar = self._levels(q)
         cont = min(1.0, 1.0 / self.ratio)
         below = q - self.atom  # continuous mass that must lie below x
+        a, b = _unit_edges(self.ratio)
         out = self._solve(np.maximum(below, 0.0), cont - below, q)
-        out[below <= 0.0] = 0.0 if self.ratio > 1.0 else self.lambda_minus
-        out[q == 1.0] = self.lambda_plus  # 1 - atom may round below the continuous mass
+        out[below <= 0.0] = 0.0 if self.ratio > 1.0 else a
+        out[q == 1.0] = b  # 1 - atom may round below the continuous mass
+        out = _scale(self.sigma2, out)
         return out[()] if scalar else out
 
     def isf(self, q):
@@ -190,22 +238,23 @@ class MarchenkoPastur:
         q, scalar = self._levels(q)
         cont = min(1.0, 1.0 / self.ratio)
         out = self._solve(cont - q, q, 1.0 - q)
-        out[q >= cont] = 0.0 if self.ratio > 1.0 else self.lambda_minus
+        out[q >= cont] = 0.0 if self.ratio > 1.0 else _unit_edges(self.ratio)[0]
+        out = _scale(self.sigma2, out)
         return out[()] if scalar else out
 
     @staticmethod
     def _levels(q) -> tuple[np.ndarray, bool]:
-        q, scalar = _as_float_array("q", q)
+        q, scalar = real_values("q", q)
         bad = (q < 0.0) | (q > 1.0)
         if bad.any():
             raise ValueError(f"q must lie in [0, 1], got {q[bad].ravel()[0]!r}")
         return q.astype(np.float64, copy=True).reshape(q.shape), scalar
 
     def _solve(self, below: np.ndarray, above: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """x with continuous mass ``below`` under it and ``above`` over it (the smaller is used)."""
+        """u = x / sigma2 with continuous mass ``below`` under it and ``above`` over it (the smaller is used)."""
         shape = np.shape(below)
         below, above = np.ravel(below), np.ravel(above)
-        out = np.full(below.shape, self.lambda_plus)
+        out = np.full(below.shape, _unit_edges(self.ratio)[1])
         cont = min(1.0, 1.0 / self.ratio)
         solve = (below > 0.0) & (above > 0.0)
         upper = above[solve] < 0.5 * cont
@@ -215,11 +264,11 @@ class MarchenkoPastur:
 
     def _invert(self, target: np.ndarray, upper: np.ndarray) -> np.ndarray:
         """x whose continuous mass on the chosen side (above x where ``upper``, else below x)
-        equals ``target`` (at most half the continuous mass)."""
-        y, s2 = self.ratio, self.sigma2
+        equals ``target`` (at most half the continuous mass), in standardised units u = x / sigma2."""
+        y = self.ratio
         r = np.sqrt(y)
         B = 2.0 * r
-        a, b = self.edges
+        a, b = _unit_edges(y)
         # Starting angle: near an edge the integrand sin^2 u / (A -+ B cos u) lies below both
         # u^2 / (1 -+ sqrt y)^2 and 1/sqrt(y), so the mass from the edge to angle t is below
         # (2/pi) t^3 / (3 (1 -+ sqrt y)^2) and (2/pi) t / sqrt(y): t is above both inverses.
@@ -255,8 +304,7 @@ class MarchenkoPastur:
                 break
         # near the edges write x as edge -/+ a small positive difference (no cancellation)
         half = np.sin(0.5 * t) ** 2  # (1 - cos t)/2
-        x = np.where(upper, b - s2 * 2.0 * B * half, a + s2 * 2.0 * B * half)
-        return x
+        return np.where(upper, b - 2.0 * B * half, a + 2.0 * B * half)
 
     # ------------------------------------------------------------------ sampling
     def rvs(self, size=1, random_state=None) -> np.ndarray:
@@ -295,6 +343,34 @@ def _side_mass(y: float, t: np.ndarray, sin_t: np.ndarray, tan_half: np.ndarray,
 
 
 # ---------------------------------------------------------------------- high-precision path
+def _mp_values(name: str, x, dps) -> np.ndarray:
+    """Validate the input of a ``dps=`` path: real numbers (floats, ints, mpmath mpf; a tensor is read
+    as float64), no NaN; and ``dps`` a positive integer. Returns an object array."""
+    import numbers
+
+    import mpmath as mm
+
+    positive_int("dps", dps)
+    if type(x).__module__.split(".")[0] == "torch":
+        x = torch_values(name, x)
+        x = real_values(name, x)[0]
+    arr = np.asarray(x, dtype=object) if not isinstance(x, (str, bytes)) else np.asarray(None, dtype=object)
+    for idx in np.ndindex(arr.shape):
+        v = arr[idx]
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name} must hold real numbers, got {type(v).__name__} {v!r:.80}")
+        if mm.isnan(v):
+            raise ValueError(f"{name} contains NaN")
+    return arr
+
+
+def _mp_levels(q, dps) -> np.ndarray:
+    arr = _mp_values("q", q, dps)
+    for v in arr.ravel() if arr.ndim else [arr[()]]:
+        if not 0 <= v <= 1:
+            raise ValueError(f"q must lie in [0, 1], got {v!r}")
+    return arr
+
 def _mp_params(law: MarchenkoPastur):
     import mpmath as mm
 

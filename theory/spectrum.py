@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import finite_array
+from ._validate import finite_array, torch_values
 from .bema import BemaFit, bema
 from .goodness_of_fit import mp_fit_error
 
@@ -20,40 +20,60 @@ __all__ = ["esd", "fit_spectrum", "fit_eigenvalues", "SpectrumReport"]
 
 
 def _is_torch(W) -> bool:
-    return type(W).__module__.startswith("torch")
+    return type(W).__module__.split(".")[0] == "torch"
+
+
+# Scaling by powers of two: W is divided by 2**e (e the exponent of max |W_ij| of each matrix), exactly,
+# before the Gram matrix is formed, and the eigenvalues are multiplied by 4**e after. So no entry of
+# the Gram matrix overflows or underflows in between, and esd(c * W) == c**2 * esd(W) bit for bit for c a
+# power of two. Chunks of at most 2**1000 keep every factor representable (e ranges over -1073..1024).
+_CHUNK_EXP = 1000
+
+
+def _pow2_chunks(k):
+    """Split integer exponent(s) k into steps of at most _CHUNK_EXP in magnitude."""
+    k = np.asarray(k, dtype=np.int64)
+    while np.any(k != 0):
+        step = np.clip(k, -_CHUNK_EXP, _CHUNK_EXP)
+        yield step
+        k = k - step
 
 
 def _esd_torch(W):
     import torch
 
-    if W.dtype.is_complex:
-        raise TypeError(f"W must be real, got complex dtype {W.dtype}")
-    if W.ndim < 2:
-        raise ValueError(f"W must be at least 2-dimensional (N, M) or batched (..., N, M), got shape {tuple(W.shape)}")
-    if W.numel() == 0:
-        raise ValueError(f"W must not be empty, got shape {tuple(W.shape)}")
-    X = W.detach().to(torch.float64)
+    X = torch_values("W", W)
+    if X.ndim < 2:
+        raise ValueError(f"W must be at least 2-dimensional (N, M) or batched (..., N, M), got shape {tuple(X.shape)}")
+    if X.numel() == 0:
+        raise ValueError(f"W must not be empty, got shape {tuple(X.shape)}")
+    X = X.to(torch.float64)
     N, M = X.shape[-2], X.shape[-1]
     n = max(N, M)
+    amax = X.abs().amax(dim=(-2, -1))
+    if not bool(torch.isfinite(amax).all()):
+        finite = torch.isfinite(X)
+        bad = int((~finite).sum())
+        first = tuple(int(i) for i in torch.nonzero(~finite)[0])
+        raise ValueError(
+            f"W contains {bad} non-finite value(s) (NaN or Inf); first at index {first}: {X[first].item()!r}"
+        )
+    e = np.frexp(amax.cpu().numpy())[1]  # per matrix; 0 for a zero matrix
+    for step in _pow2_chunks(-e):
+        X = X * torch.from_numpy(np.asarray(np.ldexp(1.0, step))).to(X.device)[..., None, None]
     Xt = X.transpose(-2, -1)
     G = (X @ Xt) if N <= M else (Xt @ X)
-    # A NaN or Inf anywhere in W makes a diagonal entry sum_k W_ik^2 of G non-finite, so the full
-    # (costly) scan of W is only needed when the diagonal is not finite (a finite W can also overflow).
-    if not bool(torch.isfinite(G.diagonal(dim1=-2, dim2=-1)).all()):
-        finite = torch.isfinite(X)
-        if not bool(finite.all()):
-            bad = int((~finite).sum())
-            first = tuple(int(i) for i in torch.nonzero(~finite)[0])
-            raise ValueError(
-                f"W contains {bad} non-finite value(s) (NaN or Inf); first at index {first}: {X[first].item()!r}"
-            )
-        _overflow(float(X.abs().max()))
-    return torch.linalg.eigvalsh(G / n)
+    lam = torch.linalg.eigvalsh(G / n)
+    for step in _pow2_chunks(2 * e):
+        lam = lam * torch.from_numpy(np.asarray(np.ldexp(1.0, step))).to(lam.device)[..., None]
+    if not bool(torch.isfinite(lam).all()):
+        _overflow(float(amax.max()))
+    return lam
 
 
 def _overflow(max_abs: float) -> None:
     raise ValueError(
-        f"W's Gram matrix overflows float64 (max |W_ij| = {max_abs!r}): its eigenvalues s_i^2/n are not "
+        f"W's eigenvalues s_i^2/n exceed the float64 range (max |W_ij| = {max_abs!r}): they are not "
         f"representable; rescale W"
     )
 
@@ -84,13 +104,19 @@ def esd(W):
     can come out as a tiny negative number of size ~ :math:`-\epsilon\lambda_{\max}`. Such values
     are returned as computed, not clipped.
 
+    W is divided by a power of two near its largest entry (per matrix, exactly) before the Gram
+    matrix is formed, and the eigenvalues are scaled back, so nothing overflows or underflows in
+    between: ``esd(c * W) == c**2 * esd(W)`` bit for bit for c a power of two, over the whole float range.
+    A tensor that requires grad is read detached, a sparse one densified, a quantized one dequantized
+    (``theory._validate.torch_values``).
+
     Raises
     ------
     ValueError
-        W has fewer than 2 dimensions, is empty, contains NaN/Inf, or is so large that its Gram matrix
-        overflows float64.
+        W has fewer than 2 dimensions, is empty, contains NaN/Inf, or its eigenvalues exceed the
+        float64 range (max s_i^2 / n > 1.8e308).
     TypeError
-        W is not real and numeric.
+        W is not real and numeric (complex, strings, ...), or a meta or nested tensor.
 
     Examples
     --------
@@ -105,12 +131,16 @@ def esd(W):
         raise ValueError(f"W must be at least 2-dimensional (N, M) or batched (..., N, M), got shape {X.shape}")
     N, M = X.shape[-2], X.shape[-1]
     n = max(N, M)
+    amax = np.max(np.abs(X), axis=(-2, -1))
+    e = np.frexp(amax)[1]  # per matrix; 0 for a zero matrix
+    X = np.ldexp(X, -e[..., None, None])  # exact: a power-of-two scaling
     Xt = np.swapaxes(X, -2, -1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        G = (X @ Xt) if N <= M else (Xt @ X)
-    if not np.isfinite(np.diagonal(G, axis1=-2, axis2=-1)).all():
-        _overflow(float(np.max(np.abs(X))))
-    return np.linalg.eigvalsh(G / n)
+    G = (X @ Xt) if N <= M else (Xt @ X)
+    with np.errstate(over="ignore", under="ignore"):
+        lam = np.ldexp(np.linalg.eigvalsh(G / n), 2 * e[..., None])
+    if not np.isfinite(lam).all():
+        _overflow(float(np.max(amax)))
+    return lam
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,7 +204,10 @@ def fit_spectrum(W, alpha: float = 0.2, beta: float = 0.1) -> SpectrumReport:
     ValueError, TypeError
         As :func:`esd` and :func:`theory.bema.bema`; also W not 2-dimensional.
     """
-    shape = tuple(W.shape) if hasattr(W, "shape") else np.shape(W)
+    try:
+        shape = tuple(W.shape) if hasattr(W, "shape") else np.shape(W)
+    except Exception as exc:  # a ragged list, or an object whose shape cannot be read
+        raise TypeError(f"W must be a real matrix, got {type(W).__name__}: {exc}") from exc
     if len(shape) != 2:
         raise ValueError(f"W must be a 2-dimensional matrix (N, M) for fit_spectrum, got shape {shape}")
     lam = esd(W)
@@ -191,7 +224,7 @@ def fit_eigenvalues(eigenvalues, p: int, n: int, alpha: float = 0.2, beta: float
     them instead of computing the spectrum twice. Same result and errors as :func:`fit_spectrum`.
     ``censored`` smallest values are treated as unobserved (see :func:`theory.bema`).
     """
-    lam = np.sort(np.array(eigenvalues, dtype=np.float64).ravel())
+    lam = np.sort(finite_array("eigenvalues", eigenvalues, ndim=1))
     lam.setflags(write=False)
     fit = bema(lam, p=p, n=n, alpha=alpha, beta=beta, censored=censored)
     mu = mp_fit_error(lam, p=p, n=n, sigma2=fit.sigma2, alpha=alpha, window="central", censored=censored)

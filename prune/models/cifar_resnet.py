@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mnist_cnn import models_root
 
 __all__ = ["CifarResNet", "BasicBlock", "PadShortcut", "resnet", "DEPTHS", "CHECKPOINTS", "NORMALIZATION",
            "load_pretrained"]
@@ -100,13 +99,14 @@ def resnet(name: str, num_classes: int = 10) -> CifarResNet:
 def load_pretrained(name: str, root: str | os.PathLike | None = None) -> CifarResNet:
     """A pretrained CIFAR-10 ResNet (keys loaded strictly after stripping ``module.``), in eval mode.
 
-    ``root`` is the folder holding ``cifar10-resnet/`` (default: see :func:`prune.models.mnist_cnn.models_root`).
+    ``root`` is the folder holding ``cifar10-resnet/``; by default the file is found or downloaded (checked by
+    SHA-256) as :func:`prune.models.checkpoints.checkpoint_path` describes.
     The checkpoints predate BatchNorm's ``num_batches_tracked`` buffer, which BatchNorm's own loader fills in.
     """
+    from .checkpoints import checkpoint_path
+
     model = resnet(name)
-    path = models_root(root) / CHECKPOINTS[name]
-    if not path.is_file():
-        raise FileNotFoundError(f"no {name} checkpoint at {path}; pass root= or set RMT_MODELS_DIR")
+    path = checkpoint_path(CHECKPOINTS[name], root)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     state = ckpt["state_dict"] if isinstance(ckpt, dict) and "state_dict" in ckpt else ckpt
     state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}

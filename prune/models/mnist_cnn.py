@@ -7,10 +7,11 @@ Linear(3136, 128) - ReLU - Linear(128, 10); 421,642 parameters. Inputs: pixels /
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
+
+from .checkpoints import models_root  # noqa: F401 (where the checkpoints are read from; rmt.paths protects it)
 
 __all__ = ["MnistCNN", "NORMALIZATION", "DEFAULT_CHECKPOINT", "load_pretrained"]
 
@@ -34,30 +35,17 @@ class MnistCNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-def models_root(root: str | os.PathLike | None = None) -> Path:
-    """``root``, else ``$RMT_MODELS_DIR``, else ``$RMT_DATA_DIR/../models``, else ``<repository>/../shared/models``.
-
-    The last two follow the shared layout (``shared/data`` next to ``shared/models``, README of shared/).
-    """
-    if root is not None:
-        return Path(root).expanduser()
-    if os.environ.get("RMT_MODELS_DIR"):
-        return Path(os.environ["RMT_MODELS_DIR"]).expanduser()
-    if os.environ.get("RMT_DATA_DIR"):
-        return Path(os.environ["RMT_DATA_DIR"]).expanduser().parent / "models"
-    return Path(__file__).resolve().parents[3] / "shared" / "models"
-
-
 def load_pretrained(name: str = "mnist-cnn", root: str | os.PathLike | None = None) -> MnistCNN:
     """The pretrained MNIST CNN (99.05% on the MNIST test set), loaded strictly, in eval mode.
 
-    ``root`` is the folder holding ``mnist-cnn/mnist-cnn.pth`` (default: see :func:`models_root`).
+    ``root`` is the folder holding ``mnist-cnn/mnist-cnn.pth``; by default the file is found or downloaded (checked
+    by SHA-256) as :func:`prune.models.checkpoints.checkpoint_path` describes.
     """
+    from .checkpoints import checkpoint_path
+
     if name != "mnist-cnn":
         raise ValueError(f"name must be 'mnist-cnn', got {name!r}")
-    path = models_root(root) / DEFAULT_CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"no MNIST CNN checkpoint at {path}; pass root= or set RMT_MODELS_DIR")
+    path = checkpoint_path(DEFAULT_CHECKPOINT, root)
     model = MnistCNN()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
     return model.eval()

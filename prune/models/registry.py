@@ -130,10 +130,13 @@ def load_model(name_or_path: str | os.PathLike, root: str | os.PathLike | None =
 
 
 def eval_spec(model: nn.Module | str) -> tuple[str | None, tuple | None]:
-    """(data set, (mean, std)) a model (or registry name) is scored on; (None, None) when unknown."""
+    """(data set, (mean, std)) a model (or registry name) is scored on; None where unknown.
+
+    The normalisation is ``"none"`` where pixels / 255 only was chosen explicitly (``--no-normalize``).
+    """
     if isinstance(model, str):
         spec = MODEL_SPECS[_check_name(model)]
         return spec.dataset, spec.normalization
     base = getattr(model, "rmt_base", None) or {}
     norm = base.get("normalization")
-    return base.get("dataset"), (tuple(tuple(v) for v in norm) if norm is not None else None)
+    return base.get("dataset"), (tuple(tuple(v) for v in norm) if isinstance(norm, (list, tuple)) else norm)

@@ -29,18 +29,18 @@ def format_table(records: list[dict], columns=COLUMNS) -> str:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from prune.analysis import analyze
-    from prune.models import load_model
 
     from rmt.paths import check_outputs
+
+    from . import model_inputs, resolve_from_args
 
     out = Path(args.out)
     try:
         if out.exists() and not out.is_dir():
             raise ValueError(f"--out {args.out!r} is a file; name a folder")
-        model_file = args.model if Path(args.model).expanduser().exists() else None
         check_outputs({"--out (layers.csv)": str(out / "layers.csv"), "--out (layers.json)": str(out / "layers.json")},
-                      {"model file": model_file})
-        model = load_model(args.model)
+                      model_inputs(args))
+        model, _ = resolve_from_args(args, allow_torchscript=True)
         table = analyze(model, alpha=args.alpha, beta=args.beta, conv_view=args.conv_view,
                         split_qkv=not args.no_split_qkv, keep_eigenvalues=args.plots, progress=not args.no_progress)
         if args.sort:
@@ -71,16 +71,24 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from prune.defaults import BEMA_ALPHA, BEMA_BETA
+
+    from . import MODEL_HELP, add_model_arguments
+
     a = sub.add_parser("analyze", help="per-layer MP/BEMA analysis of a model's weight matrices",
                        description="Fit the Marchenko-Pastur bulk (BEMA) to every weight matrix of MODEL and print "
-                       "one row per matrix. MODEL: mnist-cnn, resnet20/32/44/56, vit-mnist, a pruned-model file "
+                       "one row per matrix. MODEL: mnist-cnn, resnet20/32/44/56, vit-mnist, path/to/file.py:Name or "
+                       "package.module:Name with --weights, timm:NAME, a TorchScript file, a pruned-model file "
                        "(rmt prune --out) or a Hugging Face ViT save_pretrained directory.")
-    a.add_argument("model", help="model name, pruned-model file or Hugging Face directory")
+    a.add_argument("model", help=MODEL_HELP)
+    add_model_arguments(a, eval_options=False)
     a.add_argument("--out", default="rmt-analysis", type=opt.path, help="folder for layers.csv, layers.json and plots")
     a.add_argument("--conv-view", default="im2col", choices=("im2col", "slices"),
                    help="conv weights as C_out x (C_in k k) (im2col) or one C_out x C_in matrix per kernel tap")
-    a.add_argument("--alpha", type=opt.open_fraction, default=0.2, help="BEMA trimming (default 0.2)")
-    a.add_argument("--beta", type=opt.open_fraction, default=0.1, help="Tracy-Widom level of the edge (default 0.1)")
+    a.add_argument("--alpha", type=opt.open_fraction, default=BEMA_ALPHA,
+                   help=f"BEMA trimming (default {BEMA_ALPHA}, the same as rmt prune --method mp)")
+    a.add_argument("--beta", type=opt.open_fraction, default=BEMA_BETA,
+                   help=f"Tracy-Widom level of the edge (default {BEMA_BETA}, the same as rmt prune --method mp)")
     a.add_argument("--no-split-qkv", action="store_true", help="do not also analyse q, k, v of fused projections")
     a.add_argument("--sort", metavar="COL", help="sort rows by this column (e.g. mp_fit_error, n_spikes)")
     a.add_argument("--descending", action="store_true", help="sort descending")

@@ -9,7 +9,10 @@ Methods (each a public function of :mod:`prune`):
 * ``mp-magnitude``: seed paper 2's Algorithm D with the MP-weighted budget, fraction ``--amount`` (one cycle);
 * ``sv-sparsify``: seed paper 2's Algorithm C, theta = paper_theta(``--theta-reduction``, N, M);
 * ``spectral``: spectrum-preserving element-wise sparsification to sparsity ``--amount`` (prune.spectral_sparsify);
-* ``rmt-cycle``: seed paper 2's Algorithm 3 (C + D + regularisation cycles) to sparsity ``--amount``.
+* ``rmt-cycle``: seed paper 2's Algorithm 3 (C + D + regularisation cycles) to sparsity ``--amount``;
+* ``seb``: Spectral Edge Budgeting (the successor paper; prune.methods.seb) to sparsity ``--amount``, data-free;
+* ``ser`` / ``hybrid``: Spectral Edge Reallocation / Hybrid Magnitude-SER (prune.methods.ser) to ``--amount``;
+  their selection phase uses ``--select-steps`` mini-batches of the model's training data.
 
 ``--finetune-epochs`` adds a short fine-tune (prune.finetune: frozen masks, cosine schedule, clipping) on the
 model's training data. Bad input (unknown model, method option out of range, a ``--layers`` name that is not a
@@ -25,7 +28,8 @@ from pathlib import Path
 
 from .. import options as opt
 
-METHODS = ("mp", "rank", "energy", "magnitude", "mp-magnitude", "sv-sparsify", "spectral", "rmt-cycle")
+METHODS = ("mp", "rank", "energy", "magnitude", "mp-magnitude", "sv-sparsify", "spectral", "rmt-cycle", "seb", "ser",
+           "hybrid")
 SVD_METHODS = ("mp", "rank", "energy")
 
 
@@ -85,12 +89,8 @@ def run_method(model, args, layers):
     bema = {k: v for k, v in (("alpha", args.alpha), ("beta", args.beta)) if v is not None}
     m = args.method
     if m in SVD_METHODS:
-        min_rank = args.min_rank
-        if min_rank is None:  # the seed code's floor: the output dimension (papers.md 1.2, item 6)
-            from prune.layers import matrix_shape, prunable_layers
-
-            min_rank = matrix_shape(prunable_layers(model)[-1][1])[0]
-        kw = dict(common, factorize=args.factorize, min_rank=min_rank)
+        # min_rank None: the output dimension (prune.svd.default_min_rank; the seed code's floor, papers.md 1.2)
+        kw = dict(common, factorize=args.factorize, min_rank=args.min_rank)
         if m == "mp":
             out, cuts = svd.mp_truncate(model, bulk_keep=args.bulk_keep, fit_cutoff=args.fit_cutoff, **bema, **kw)
         elif m == "rank":
@@ -123,6 +123,26 @@ def run_method(model, args, layers):
         out, masks, cycles = sparsify.rmt_cycle_prune(model, args.amount, max_cycles=args.max_cycles,
                                                       reg_steps=lambda i: steps, **bema, **common)
         return out, masks, _rows(sparsify.sparsity_report(out, layers).rows), dict(cycles=_rows(cycles))
+    if m == "seb":
+        from prune.methods import seb_prune
+
+        out, masks, rows = seb_prune(model, args.amount, layers=layers)
+        return out, masks, _rows(rows), {}
+    if m in ("ser", "hybrid"):
+        from prune.evaluate import load_inputs
+        from prune.methods import hybrid_prune, ser_prune
+        from prune.models import eval_spec
+
+        dataset, norm = eval_spec(model)
+        dataset = args.dataset or dataset
+        if dataset is None:
+            raise ValueError(f"--method {m} needs training data for its selection phase: pass --dataset")
+        train = load_inputs(dataset, _train_split(dataset), norm, root=args.data_dir,
+                            limit=args.finetune_samples or 2000, seed=args.seed)
+        fn = ser_prune if m == "ser" else hybrid_prune
+        out, masks, rows = fn(model, args.amount, train, select_steps=getattr(args, "select_steps", 128),
+                              seed=args.seed, layers=layers)
+        return out, masks, _rows(rows), {}
     raise ValueError(f"--method must be one of {METHODS}, got {m!r}")  # argparse's choices prevent this
 
 
@@ -146,7 +166,6 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     from prune.evaluate import evaluate, inference_time, load_inputs, predict
     from prune.hf import is_hf_vit, prunable_layer_names
     from prune.io import load_pruned, save_pruned
-    from prune.models import eval_spec, load_model
     from prune.params import count_nonzero, count_parameters
 
     from rmt.paths import check_outputs
@@ -158,8 +177,9 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     for option, value in (("--out", args.out), ("--report", args.report)):
         if value is not None and not Path(value).expanduser().parent.is_dir():
             raise ValueError(f"{option} {value!r}: directory {Path(value).parent} does not exist")
-    model_file = args.model if Path(args.model).expanduser().exists() else None
-    check_outputs({"--out": args.out, "--report": args.report}, {"model file": model_file}, data_dir=args.data_dir)
+    from . import model_inputs
+
+    check_outputs({"--out": args.out, "--report": args.report}, model_inputs(args), data_dir=args.data_dir)
     for name, val, lo, hi in (("amount", args.amount, 0.0, 1.0), ("bulk-keep", args.bulk_keep, 0.0, 1.0),
                               ("energy", args.energy, 0.0, 1.0)):
         if val is not None and not lo <= val <= hi:
@@ -167,7 +187,9 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     if args.eval_samples is not None and args.eval_samples < 1:
         raise ValueError(f"--eval-samples must be >= 1, got {args.eval_samples}")
 
-    model = load_model(args.model)
+    from . import resolve_from_args
+
+    model, spec = resolve_from_args(args)
     check_dtype(model, args.model)
     layers = None
     if args.layers:
@@ -175,12 +197,11 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     elif is_hf_vit(model):
         layers = prunable_layer_names(model)  # transformers reads the patch projection's .weight directly
 
-    dataset, norm = eval_spec(model)
-    if args.dataset:
-        dataset = args.dataset
+    dataset, norm = spec.dataset, spec.normalization
     evaluate_it = not args.no_eval
-    if evaluate_it and dataset is None:
-        raise ValueError(f"model {args.model!r} has no recorded data set: pass --dataset or --no-eval")
+    if evaluate_it or args.finetune_epochs:  # never guessed: a one-line error says what is missing
+        dataset, norm = spec.require(f"model {args.model!r}", "or --no-eval to prune without scoring"
+                                     if evaluate_it and not args.finetune_epochs else "")
     inputs = None
     report: dict = dict(model=args.model, method=args.method,
                         options={k: v for k, v in vars(args).items() if k not in ("func",)})
@@ -190,15 +211,16 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         inputs = load_inputs(dataset, "test", norm, root=args.data_dir, limit=args.eval_samples, seed=args.seed)
         check_accepts(model, inputs[0][:2], dataset, args.model)
         before = evaluate(model, dataset, inputs=inputs, batch_size=args.batch_size)
-        report.update(dataset=dataset, split="test", eval_images=before.n, accuracy_before=before.accuracy)
+        report.update(dataset=dataset, split="test", eval_images=before.n, accuracy_before=before.accuracy,
+                      normalization=norm)
+        shown = "pixels / 255" if norm == "none" else (f"mean {','.join(f'{v:g}' for v in norm[0])}, "
+                                                      f"std {','.join(f'{v:g}' for v in norm[1])}")
         print(f"{args.model}: {report['params_before']:,} parameters, accuracy {before.accuracy:.4f} on {before.n} "
-              f"{dataset} test images")
+              f"{dataset} test images (inputs normalised: {shown})")
 
     pruned, masks, rows, extra = run_method(model, args, layers)
     report.update(extra)
     if args.finetune_epochs:
-        if dataset is None:
-            raise ValueError("--finetune-epochs needs a data set (--dataset)")
         from prune.finetune import finetune
 
         if evaluate_it:  # the pruned model's accuracy before its fine-tune
@@ -261,7 +283,9 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("prune", help="prune a model and write the pruned model plus a JSON report",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help="mnist-cnn, resnet20/32/44/56, vit-mnist, a pruned-model file or a HF ViT directory")
+    from . import MODEL_HELP, add_model_arguments
+
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--out", required=True, metavar="FILE", type=opt.path, help="the pruned model (load with prune.io.load_pruned)")
     p.add_argument("--report", metavar="JSON", type=opt.path, help="write the report here")
@@ -280,12 +304,13 @@ def register(sub) -> None:
     g.add_argument("--theta-reduction", type=opt.open_fraction, default=0.06, help="sv-sparsify: r in paper_theta(r, N, M)")
     g.add_argument("--reg-steps", type=opt.nonnegative_int, default=0, help="rmt-cycle: regularisation steps per cycle")
     g.add_argument("--max-cycles", type=opt.positive_int, default=34, help="rmt-cycle: maximum number of cycles")
+    g.add_argument("--select-steps", type=opt.nonnegative_int, default=128,
+                   help="ser/hybrid: selection-phase mini-batches (default 128)")
     g.add_argument("--alpha", type=opt.open_fraction, default=None, help="BEMA trimming (method default when omitted)")
     g.add_argument("--beta", type=opt.open_fraction, default=None, help="Tracy-Widom level (method default when omitted)")
     g.add_argument("--seed", type=opt.seed, default=0, help="seed of random methods, subsets and fine-tuning")
     e = p.add_argument_group("evaluation and fine-tuning")
     e.add_argument("--data-dir", type=opt.path, help="data root (default $RMT_DATA_DIR)")
-    e.add_argument("--dataset", choices=("mnist", "fashion-mnist", "cifar10"), help="override the model's data set")
     e.add_argument("--eval-samples", type=opt.positive_int, metavar="K", help="score a seeded random subset of K test images")
     e.add_argument("--no-eval", action="store_true", help="do not score the model")
     e.add_argument("--batch-size", type=opt.positive_int, default=500)
@@ -298,4 +323,5 @@ def register(sub) -> None:
     e.add_argument("--time-repeats", type=opt.positive_int, default=9)
     e.add_argument("--threads", type=opt.positive_int, default=1, help="torch threads (default 1)")
     e.add_argument("--no-progress", action="store_true")
+    add_model_arguments(p)
     p.set_defaults(func=cmd_prune)
