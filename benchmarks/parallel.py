@@ -88,6 +88,8 @@ def main(argv=None) -> int:
     ref = _masked(runs[0]["records"]) if runs[0]["records"] else None
     for r in runs:
         r["identical_to_serial"] = bool(r["records"] is not None and _masked(r["records"]) == ref)
+        r["differing_records"] = [] if r["identical_to_serial"] or r["records"] is None or ref is None else [
+            a["name"] for a, b in zip(_masked(r["records"]), ref) if a != b]
         r["n_records"] = len(r["records"] or [])
         r["held"] = sum(1 for x in (r["records"] or []) if x["held"])
         del r["records"]
