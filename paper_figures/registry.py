@@ -41,6 +41,7 @@ FIGURES: tuple[str, ...] = (
     "bema_edge_alpha_beta",
     "bbp_transition",
     "approximation_lemma_error",
+    "convergence_in_n",
     "pruning_theorem_tau",
     "loss_vs_theta",
     "randomness_decay",

@@ -204,11 +204,25 @@ CORE_CHECKS: tuple[Callable[..., CheckRecord], ...] = (
 )
 
 
+def spawn_seeds(root: int, n: int) -> list[int]:
+    """The seeds of n independent tasks: a 32-bit integer from each child of
+    ``numpy.random.SeedSequence(root).spawn(n)`` (child i depends only on ``root`` and i, not on n)."""
+    if isinstance(root, bool) or not isinstance(root, (int, np.integer)) or root < 0:
+        raise ValueError(f"root seed must be an integer >= 0, got {root!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be an integer >= 0, got {n!r}")
+    return [int(c.generate_state(1, dtype=np.uint32)[0]) for c in np.random.SeedSequence(int(root)).spawn(int(n))]
+
+
 def run_core_checks(quick: bool = True, seed: int = 0, progress: bool = True) -> list[CheckRecord]:
-    """Run every core self-check; ``quick`` uses small sizes (well under a minute on 2 cores)."""
+    """Run every core self-check; ``quick`` uses small sizes (well under a minute on 2 cores).
+
+    Check i runs with ``spawn_seeds(seed, len(CORE_CHECKS))[i]``, the seed it gets as task i of
+    ``rmt verify`` on any backend (``simulations.parallel``)."""
     from tqdm.auto import tqdm
 
     out = []
-    for check in tqdm(CORE_CHECKS, desc="core checks", disable=not progress, leave=False):
-        out.append(check(quick=quick, seed=seed))
+    seeds = spawn_seeds(seed, len(CORE_CHECKS))
+    for check, s in tqdm(list(zip(CORE_CHECKS, seeds)), desc="core checks", disable=not progress, leave=False):
+        out.append(check(quick=quick, seed=s))
     return out

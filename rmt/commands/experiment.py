@@ -7,7 +7,10 @@ import sys
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
+    from simulations.experiments._common import parallel_backend
+
     module = importlib.import_module(f"simulations.experiments.{args.name}")
+    parallel_backend(args, module)  # --scheduler/--workers: checked before any training
     argv = sys.argv[sys.argv.index(args.name) + 1:] if args.name in sys.argv else []
     module.run(args, argv)
     return 0

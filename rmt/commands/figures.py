@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from .. import options as opt
+from .verify import add_parallel_arguments
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
@@ -17,10 +18,14 @@ def cmd_figures(args: argparse.Namespace) -> int:
             mod = figure_module(name)
             print(f"{name:34s} {mod.TITLE}  [{mod.SOURCE}]")
         return 0
+    from simulations.parallel import defaults, resolve_scheduler
+
+    resolve_scheduler(args.scheduler, args.workers)  # a bad --scheduler fails before any figure
     ctx = FigureContext(out=Path(args.out), quick=not args.full, pdf=args.pdf, recompute=args.recompute,
                         seed=args.seed, device=args.device, progress=not args.no_progress)
     t0 = time.perf_counter()
-    sides = run_figures(args.names or None, ctx, reuse_existing=args.compare)  # unknown name: ValueError, exit 2
+    with defaults(args.scheduler, args.workers):  # figures that map seeded tasks use this backend
+        sides = run_figures(args.names or None, ctx, reuse_existing=args.compare)  # unknown name: ValueError, exit 2
     failed = [s["name"] for s in sides if "error" in s]
     print(f"\n{len(sides) - len(failed)} figure(s) written to {ctx.out}/ ({ctx.mode} sizes) in "
           f"{time.perf_counter() - t0:.1f} s; gallery: {Path(ctx.out) / 'gallery.md'}")
@@ -51,4 +56,5 @@ def register(sub) -> None:
     f.add_argument("--seed", type=opt.seed, default=0, help="seed of every random draw (default 0)")
     f.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help='"auto" (CUDA when present), "cpu" or "cuda"')
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_parallel_arguments(f)
     f.set_defaults(func=cmd_figures)

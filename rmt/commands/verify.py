@@ -23,10 +23,25 @@ def _format_table(records) -> str:
     return "\n".join(lines)
 
 
+def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
+    """``--scheduler`` and ``--workers`` (``simulations.parallel``), shared by verify, experiment and figures."""
+    p.add_argument("--scheduler", default=None, metavar="local|ADDRESS|FILE",
+                   help="run the independent tasks on 'local' worker processes, on the Dask cluster at ADDRESS "
+                        "(tcp://HOST:PORT) or named by a scheduler FILE (default: serially in this process); "
+                        "needs the 'distributed' extra")
+    p.add_argument("--workers", type=opt.positive_int, default=None, metavar="K",
+                   help="worker processes of --scheduler local (alone: implies local; default 2)")
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from simulations import run_checks
-    from theory.selfcheck import run_core_checks
+    from simulations.parallel import resolve_scheduler
 
+    if args.scaling:
+        from simulations.scaling import cmd_scaling
+
+        return cmd_scaling(args)
+    resolve_scheduler(args.scheduler, args.workers)  # a bad --scheduler fails before any work
     if args.json:
         from rmt.paths import check_outputs
 
@@ -39,15 +54,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.model is not None:
         return _verify_model(args, t0)
     quick, progress = not args.full, not args.no_progress
-    records = run_core_checks(quick=quick, seed=args.seed, progress=progress)
-    if not args.core_only:
-        records += run_checks(quick=quick, seed=args.seed, device=args.device, progress=progress)
+    records = run_checks(quick=quick, seed=args.seed, device=args.device, progress=progress, core=True,
+                         theorems=not args.core_only, scheduler=args.scheduler, workers=args.workers,
+                         cache=args.cache)
     print(_format_table(records))
     failed = [r.name for r in records if r.regime == "within" and not r.held]
     outside = [r for r in records if r.regime == "outside"]
     print(f"\n{len(records) - len(failed) - len(outside)} held, {len(failed)} failed, {len(outside)} run outside "
           f"their hypotheses (reported, not required) in {time.perf_counter() - t0:.1f} s"
-          f" ({'full' if args.full else 'quick'} sizes, seed {args.seed})")
+          f" ({'full' if args.full else 'quick'} sizes, seed {args.seed}, {_backend(args)})")
     for r in records:
         print(f"  {r.name}: {r.statement}")
     if args.json:
@@ -82,6 +97,13 @@ def _verify_model(args: argparse.Namespace, t0: float) -> int:
     return 0
 
 
+def _backend(args) -> str:
+    from simulations.parallel import resolve_scheduler
+
+    kind, target = resolve_scheduler(args.scheduler, args.workers)
+    return {"serial": "serial", "local": f"{target} local worker processes"}.get(kind, f"Dask cluster {target}")
+
+
 def register(sub) -> None:
     v = sub.add_parser("verify", help="run the core self-checks and the theorem checks; print a table")
     size = v.add_mutually_exclusive_group()
@@ -96,5 +118,13 @@ def register(sub) -> None:
                    "model (any MODEL form: registry name, file.py:Name, pruned file, ...) and its real test data")
     v.add_argument("--limit", type=opt.positive_int, default=1000, help="--model: test inputs used (default 1000)")
     v.add_argument("--draws", type=opt.positive_int, default=200, help="--model: null draws per test (default 200)")
-    v.add_argument("--out", metavar="DIR", type=opt.path, help="--model: write JSON, records CSV and figure here")
+    v.add_argument("--scaling", action="store_true",
+                   help="instead of the checks: convergence in N of the key lemma, BEMA's sigma2, the BBP "
+                        "predictions and the entry-wise threshold; CSV, JSON and PNG in --out")
+    v.add_argument("--out", default=None, type=opt.path, metavar="DIR",
+                   help="--model: write JSON, records CSV and figure here; --scaling: output folder (default "
+                        "results/scaling/)")
+    v.add_argument("--cache", default=None, type=opt.path, metavar="DIR",
+                   help="keep each finished task's result in DIR; a rerun with the same DIR resumes")
+    add_parallel_arguments(v)
     v.set_defaults(func=cmd_verify)

@@ -27,7 +27,31 @@ def add_arguments(p: argparse.ArgumentParser, default_seeds: int | None) -> argp
     p.add_argument("--device", default="auto", help='"auto" (CUDA when present), "cpu" or "cuda"')
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the CPU is shared)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--scheduler", default=None, metavar="local|ADDRESS|FILE",
+                   help="run independent seeded runs through simulations.parallel (local processes or a Dask "
+                        "cluster); only experiments that declare PARALLEL = True accept it")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="K",
+                   help="worker processes of --scheduler local (alone: implies local)")
     return p
+
+
+def _positive_int(text: str) -> int:
+    from rmt.options import positive_int
+
+    return positive_int(text)
+
+
+def parallel_backend(args, module) -> tuple[str | None, int | None]:
+    """(scheduler, workers) for ``simulations.parallel.run_tasks``; refused for an experiment whose module does not
+    declare ``PARALLEL = True`` (its runs are not independent seeded tasks yet)."""
+    from simulations.parallel import resolve_scheduler
+
+    scheduler, workers = getattr(args, "scheduler", None), getattr(args, "workers", None)
+    if (scheduler is not None or workers is not None) and not getattr(module, "PARALLEL", False):
+        raise ValueError(f"--scheduler/--workers: {module.__name__.rsplit('.', 1)[-1]} does not run its seeds as "
+                         "independent tasks yet; run it without them")
+    resolve_scheduler(scheduler, workers)
+    return scheduler, workers
 
 
 def run_main(name: str, doc: str, default_seeds: int | None, run, argv: list[str] | None, extra=None) -> int:
