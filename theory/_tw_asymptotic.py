@@ -166,7 +166,7 @@ def right_coefficients(n: int = 60) -> dict:
 def _series(coef: np.ndarray, w: np.ndarray, zeta0: float) -> np.ndarray:
     """sum_k coef[k] w^k truncated before the smallest term at w = 1/zeta0 (optimal truncation)."""
     mag = np.abs(coef) * (1.0 / zeta0) ** np.arange(coef.size)
-    stop = int(np.argmin(mag))
+    stop = int(np.argmin(np.where(coef == 0.0, np.inf, mag)))
     return _horner(coef[: stop + 1], w)
 
 
@@ -185,7 +185,7 @@ def right_tail(beta: int, s: np.ndarray, zeta0: float) -> tuple[np.ndarray, np.n
         lx = np.log(x)
         if beta == 1:
             H = _series(co["H"], w, zeta0)
-            dH = _series(-np.arange(co["H"].size) * co["H"], w, zeta0) * w  # zeta dH/dzeta
+            dH = _series(-np.arange(co["H"].size) * co["H"], w, zeta0) * w  # dH/dzeta
             logp1 = -zeta - 0.75 * lx - math.log(4.0 * math.sqrt(math.pi)) + np.log(H)
             Q = _series(co["Q"], w, 2 * zeta0) * w
             # 1 - F1 = p1 (1 + y), y = -p1/2 + p2/(2 p1) (both ~e^{-zeta}: below 1e-16 at the seam)
@@ -193,8 +193,8 @@ def right_tail(beta: int, s: np.ndarray, zeta0: float) -> tuple[np.ndarray, np.n
             ratio = np.exp(-zeta + 0.75 * lx - math.log(3.0 * math.sqrt(math.pi))) * Q / H  # p2/p1
             y = -0.5 * p1 + 0.5 * ratio
             logS = logp1 + np.log1p(y)
-            # d/ds log p1 = -sqrt(x) - 3/(4x) + (dH/dzeta)/H sqrt(x)
-            dlog = -rx - 0.75 / x + dH / (zeta * H) * rx
+            # d/ds log p1 = -sqrt(x) - 3/(4x) + (dH/dzeta)/H sqrt(x) (y's derivative is below rounding)
+            dlog = -rx - 0.75 / x + dH / H * rx
         else:
             key = "Q" if beta == 2 else "R"
             shift = 1 if beta == 2 else 2

@@ -2,10 +2,12 @@ r"""Build ``theory/data/tw_tables.npz``: the piecewise polynomial interpolants b
 
 For each beta the interval [S_LO, S_HI] is cut into pieces of width H = 1/8; on each piece the
 function g = log F_beta (pieces left of the median) or g = log(1 - F_beta) (pieces right of it) is
-interpolated at the DEG + 1 Chebyshev points of the first kind by a polynomial of degree DEG in the
-local variable t in [-1, 1], stored in the monomial basis (Horner at run time). The values at the
-nodes come from the Fredholm determinants of ``theory.tracy_widom`` (``method="fredholm"``), except
-for the upper tail of beta = 4 on s >= S4_EXACT, where
+interpolated at the DEG + 1 Chebyshev-Lobatto points (the piece's ends included, so that adjacent
+pieces share their boundary value and the interpolant is continuous) by a polynomial of degree DEG
+in the local variable t in [-1, 1], stored in the monomial basis (Horner at run time). The values at
+the nodes come from the Fredholm determinants of ``theory.tracy_widom`` (``method="fredholm"``),
+except at the two outer ends, which take the asymptotic expansions' values (so that the
+interpolant meets them continuously), and the upper tail of beta = 4 on s >= S4_EXACT, where
 
     1 - F_4(s) = -(e_2 + e_4 + ...)(A_t),  t = sqrt2 s,  e_2 = (p_1^2 - p_2) / 2,
 
@@ -45,9 +47,10 @@ OUT = Path(__file__).resolve().parent / "data" / "tw_tables.npz"
 
 
 def nodes() -> np.ndarray:
-    """Chebyshev points of the first kind on [-1, 1], in decreasing order."""
-    k = np.arange(DEG + 1)
-    return np.cos(np.pi * (k + 0.5) / (DEG + 1))
+    """Chebyshev-Lobatto points cos(pi k / DEG) on [-1, 1], in decreasing order (ends included)."""
+    x = np.cos(np.pi * np.arange(DEG + 1) / DEG)
+    x[0], x[-1] = 1.0, -1.0
+    return x
 
 
 def _traces_mp(t: float) -> tuple[float, float]:
@@ -82,8 +85,12 @@ def piece_values(beta: int, left: np.ndarray) -> np.ndarray:
     """g at the Chebyshev nodes of the pieces starting at ``left``: shape (pieces, DEG + 1)."""
     from . import tracy_widom as twm
 
+    from . import _tw_asymptotic as asym
+
     x = nodes()
     s = (left[:, None] + H * (x[None, :] + 1.0) / 2.0).ravel()
+    s[DEG:: DEG + 1] = left  # the piece's ends exactly (t = -1 and t = 1)
+    s[:: DEG + 1] = left + H
     q = twm._all_quantities(beta, s, with_pdf=False)
     upper = np.repeat(left >= MEDIAN_SPLIT[beta], DEG + 1)
     g = np.where(upper, q["logsf"], q["logcdf"])
@@ -91,19 +98,37 @@ def piece_values(beta: int, left: np.ndarray) -> np.ndarray:
         exact = upper & (s >= S4_EXACT)
         if exact.any():
             g[exact] = _beta4_upper_log_sf(s[exact])
+    lo, hi = RANGE[beta]
+    scale = math.sqrt(2.0) if beta == 4 else 1.0
+    at_lo, at_hi = s == lo, s == hi
+    if at_lo.any():
+        g[at_lo] = asym.left_tail(beta, s[at_lo], -lo * scale)[0]
+    if at_hi.any():
+        g[at_hi] = asym.right_tail(beta, s[at_hi], 2.0 / 3.0 * (hi * scale) ** 1.5)[0]
     return g.reshape(left.size, DEG + 1)
 
 
 def fit(values: np.ndarray) -> np.ndarray:
     """Monomial coefficients (lowest first) of the interpolating polynomials, shape (DEG + 1, pieces)."""
     cheb = np.polynomial.chebyshev
-    x = nodes()
-    # discrete Chebyshev transform at the first-kind points (exact interpolation)
-    k = np.arange(DEG + 1)
-    T = np.cos(np.outer(k, np.arccos(x)))  # T_k(x_j)
-    c = (values @ T.T) * (2.0 / (DEG + 1))
+    # discrete Chebyshev transform at the Lobatto points x_j = cos(pi j / DEG) (exact interpolation):
+    # c_k = (2 / DEG) sum_j'' f_j cos(pi j k / DEG), the ends of the sum and c_0, c_DEG halved
+    j = np.arange(DEG + 1)
+    T = np.cos(np.pi * np.outer(j, j) / DEG)  # T_k(x_j), symmetric
+    wts = np.ones(DEG + 1)
+    wts[0] = wts[-1] = 0.5
+    # transform g - g(left end): its rounding errors then scale with g's variation over the piece,
+    # not with |g| (up to ~700 in the far tails); the end value is added back to the constant term
+    ref = values[:, DEG].copy()
+    c = (((values - ref[:, None]) * wts) @ T) * (2.0 / DEG)
     c[:, 0] /= 2.0
-    return np.stack([cheb.cheb2poly(row) for row in c], axis=1)
+    c[:, -1] /= 2.0
+    out = np.zeros((DEG + 1, c.shape[0]))
+    for i, row in enumerate(c):
+        m = cheb.cheb2poly(row)  # drops trailing zero coefficients
+        out[: m.size, i] = m
+    out[0] += ref
+    return out
 
 
 def pieces(beta: int) -> np.ndarray:

@@ -423,7 +423,8 @@ class _Table:
         self.dcoef = [np.ascontiguousarray(c) for c in k * coef[1:] * (2.0 * self.inv_h)]  # d/ds
         self.upper = np.asarray(data[f"upper{beta}"], dtype=bool)
         self.npieces = self.upper.size
-        self.split = self.lo + self.h * int(np.argmax(self.upper))  # log(1 - F) from here on
+        self.split_index = int(np.argmax(self.upper))  # log(1 - F) from this piece on
+        assert self.upper[self.split_index:].all() and not self.upper[: self.split_index].any()
         scale = _SQRT2 if beta == 4 else 1.0
         self.a0 = -self.lo * scale  # left seam in the expansion's variable
         self.zeta0 = _zeta(self.hi * scale)  # right seam
@@ -431,8 +432,9 @@ class _Table:
         self.grid = np.linspace(self.lo, self.hi, 64 * self.npieces + 1)
         self.grid_logF, self.grid_dF, self.grid_logS, self.grid_dS = self.logs(self.grid)
 
-    def poly(self, s: np.ndarray, deriv: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """g(s) (and g'(s)) for lo <= s <= hi."""
+    def poly(self, s: np.ndarray, deriv: bool):
+        """(g(s), g'(s) or None, upper) for lo <= s <= hi; ``upper``: g is log(1 - F) (from the
+        piece index, so that a point rounded onto a piece boundary uses that piece's kind)."""
         x = (s - self.lo) * self.inv_h
         i = np.minimum(x.astype(np.intp), self.npieces - 1)
         t = 2.0 * (x - i) - 1.0
@@ -442,14 +444,15 @@ class _Table:
         for ck in c[-2::-1]:
             g *= t
             g += ck.take(i, out=buf)
+        up = i >= self.split_index
         if not deriv:
-            return g, None
+            return g, None, up
         d = self.dcoef
         dg = d[-1].take(i)
         for dk in d[-2::-1]:
             dg *= t
             dg += dk.take(i, out=buf)
-        return g, dg
+        return g, dg, up
 
     def logs(self, s: np.ndarray):
         """(log F, d log F/ds, log(1 - F), d log(1 - F)/ds) at any finite s (vectorised)."""
@@ -471,8 +474,7 @@ class _Table:
                 logF[right], dF[right] = np.log1p(-S), np.where(S == 0.0, 0.0, -S * dls / (1.0 - S))
         if mid.any():
             sm = s[mid]
-            g, dg = self.poly(sm, deriv=True)
-            up = sm >= self.split
+            g, dg, up = self.poly(sm, deriv=True)
             v = np.exp(g)
             lo_other, d_other = np.log1p(-v), -v * dg / (1.0 - v)  # the other side's log and slope
             logF[mid], dF[mid] = np.where(up, lo_other, g), np.where(up, d_other, dg)
@@ -495,8 +497,7 @@ class _Table:
         for start in range(0, s.size if not any_out else inside.size, _CHUNK_FAST):
             sl = slice(start, start + _CHUNK_FAST)
             sc = s[sl] if not any_out else s[inside[sl]]
-            g, dg = self.poly(sc, deriv=want == "pdf")
-            up = sc >= self.split
+            g, dg, up = self.poly(sc, deriv=want == "pdf")
             with np.errstate(over="ignore", invalid="ignore"):
                 if want in ("cdf", "sf"):
                     res = np.where(up == (want == "sf"), np.exp(g), -np.expm1(g))
@@ -513,8 +514,8 @@ class _Table:
 
     def _side(self, s: np.ndarray, upper: bool):
         """(g, dg/ds) of g = log(1 - F) (upper) or log F at s in [lo, hi]."""
-        g, dg = self.poly(s, deriv=True)
-        other = (s >= self.split) != upper  # the piece stores the other side's log
+        g, dg, up = self.poly(s, deriv=True)
+        other = up != upper  # the piece stores the other side's log
         if other.any():
             with np.errstate(divide="ignore", invalid="ignore"):
                 v = np.exp(g[other])
