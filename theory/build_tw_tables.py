@@ -91,9 +91,11 @@ def piece_values(beta: int, left: np.ndarray) -> np.ndarray:
     s = (left[:, None] + H * (x[None, :] + 1.0) / 2.0).ravel()
     s[DEG:: DEG + 1] = left  # the piece's ends exactly (t = -1 and t = 1)
     s[:: DEG + 1] = left + H
-    q = twm._all_quantities(beta, s, with_pdf=False)
+    # one determinant batch per piece: the values do not depend on which other pieces are built
+    # (batched LAPACK results can depend on the batch's memory layout), so a slice rebuilds exactly
+    q = [twm._all_quantities(beta, s[k: k + DEG + 1], with_pdf=False) for k in range(0, s.size, DEG + 1)]
     upper = np.repeat(left >= MEDIAN_SPLIT[beta], DEG + 1)
-    g = np.where(upper, q["logsf"], q["logcdf"])
+    g = np.where(upper, np.concatenate([v["logsf"] for v in q]), np.concatenate([v["logcdf"] for v in q]))
     if beta == 4:
         exact = upper & (s >= S4_EXACT)
         if exact.any():
@@ -120,7 +122,9 @@ def fit(values: np.ndarray) -> np.ndarray:
     # transform g - g(left end): its rounding errors then scale with g's variation over the piece,
     # not with |g| (up to ~700 in the far tails); the end value is added back to the constant term
     ref = values[:, DEG].copy()
-    c = (((values - ref[:, None]) * wts) @ T) * (2.0 / DEG)
+    # (an elementwise product and a sum over the node axis, not a matrix product: BLAS would pick
+    # a different kernel, with a different rounding, for a different number of pieces)
+    c = ((((values - ref[:, None]) * wts)[:, :, None] * T[None, :, :]).sum(axis=1)) * (2.0 / DEG)
     c[:, 0] /= 2.0
     c[:, -1] /= 2.0
     out = np.zeros((DEG + 1, c.shape[0]))
