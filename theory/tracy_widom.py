@@ -11,7 +11,7 @@ Two evaluation paths (the ``method`` keyword of every function):
 * ``"fredholm"``: the determinants themselves (~0.2 to 1 ms per point), the tests' reference.
 
 Accuracy of the interpolant (``tests/test_tracy_widom_table.py``): against the determinants on 3 x 10^4 random
-points, cdf absolute error <= 5e-15 and sf relative error <= 2e-13 wherever sf >= 1e-300 (beta 4 on s <= 4;
+points, cdf absolute error <= 8e-15 and sf relative error <= 1.5e-13 wherever sf >= 1e-300 (beta 4 on s <= 4;
 beyond, the determinants' own tail is 1e-12 noisy and the reference is a 60-digit mpmath evaluation of the
 traces, met to 1e-13 relative). In the lower tail the relative error of F is ~1e-9 near the left seam
 (F < 1e-7 there: the limit of both the determinants' relative accuracy and of the divergent expansion),
@@ -626,9 +626,10 @@ class TracyWidom:
       on the upper side, joined to the asymptotic expansions of both tails
       (``theory._tw_asymptotic``) at s = -7, 16 (beta 1), -7, 10 (beta 2), -5.625, 11 (beta 4).
       About 0.1 microsecond per point. Measured against the Fredholm path on 10^4 random points per
-      beta and against 30-digit mpmath: cdf absolute error <= 1e-15, sf relative error <= 1e-13 where
-      sf >= 1e-300; in the lower tail near the left seam the relative error of F (not its
-      absolute error) is ~1e-9, the accuracy of both the determinants and the expansions there.
+      beta and against 60-digit mpmath in the upper tail: cdf absolute error <= 8e-15, sf relative
+      error <= 1.5e-13 (plus |log sf| eps from exp, 1.5e-13 at sf = 1e-300) where sf >= 1e-300; in the
+      lower tail near the left seam the relative error of F (not its absolute error, < 1e-18 there)
+      is ~1e-9, the accuracy of both the determinants and the expansions there.
     * ``"fredholm"``: one Fredholm determinant per point (Bornemann's method; ~0.2-1 ms per point),
       the reference the interpolant is tested against.
 
@@ -676,7 +677,7 @@ class TracyWidom:
 
     # ------------------------------------------------------------------ public API
     def cdf(self, s, *, method: str = "interpolant", dps: int | None = None):
-        """F_beta(s); absolute error <= 1e-15 (relative error in the lower tail: see the class).
+        """F_beta(s); absolute error <= 8e-15 (relative error in the lower tail: see the class).
 
         ``method="fredholm"`` evaluates the Fredholm determinant at each point. With ``dps`` (an
         int >= 15), an independent mpmath evaluation at that many digits (``theory._tw_mpmath``;
@@ -687,8 +688,8 @@ class TracyWidom:
         return self._evaluate(s, "cdf", method)
 
     def sf(self, s, *, method: str = "interpolant", dps: int | None = None):
-        """1 - F_beta(s), without cancellation: relative error <= 1e-13 down to sf = 1e-300, and
-        the asymptotic expansion (relative error < 1e-15) beyond; 0 only where it underflows.
+        """1 - F_beta(s), without cancellation: relative error <= 1.5e-13 (+ |log sf| eps) down to
+        sf = 1e-300 and beyond (the asymptotic expansion); 0 only where it underflows.
 
         ``method`` and ``dps`` as in :meth:`cdf`; the mpmath path adds digits where the tail is small.
         """
@@ -713,7 +714,8 @@ class TracyWidom:
         return self._evaluate(s, "logsf", method)
 
     def pdf(self, s, *, method: str = "interpolant"):
-        """Density F_beta'(s): the derivative of the interpolant (relative error ~1e-12) or, with
+        """Density F_beta'(s): the derivative of the interpolant (relative error <= 1e-9 where the
+        density exceeds 1e-4 of its peak; the expansions' derivatives in the tails) or, with
         ``method="fredholm"``, the trace formula on the determinant's eigendecomposition."""
         return self._evaluate(s, "pdf", method)
 
