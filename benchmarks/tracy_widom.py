@@ -1,6 +1,7 @@
-"""Benchmark 3: Tracy-Widom cdf / sf / ppf accuracy against an mpmath reference, and time per 10^4 points,
-ours (``theory.TracyWidom``, Fredholm determinants) against the PyPI ``tracywidom`` package (``TracyWidom``
-module: an interpolated table plus asymptotic tails).
+"""Benchmark 3: Tracy-Widom cdf / sf / ppf accuracy against an mpmath reference and time per point on 10^6
+points: ours (``theory.TracyWidom``: the default piecewise interpolant with asymptotic tails, and the Fredholm
+determinant path ``method="fredholm"``) against the PyPI ``tracywidom`` package (``TracyWidom`` module: an
+interpolated table plus asymptotic tails).
 
 Reference: ``theory.TracyWidom(beta).cdf(s, dps=20)`` and ``.sf(s, dps=20)`` (``theory._tw_mpmath``: an
 independent mpmath evaluation at 20 digits; seconds per point, so the values are cached in
@@ -14,13 +15,13 @@ Errors (max over the reference points, per beta):
 * ppf: |ppf(F_ref(s)) - s|, the round trip through the reference CDF (the peer's ``cdfinv``), on the
   points where F_ref(s) lies in [1e-6, 1 - 1e-6].
 
-Timing: wall time of cdf, sf and ppf on 1000 points (s uniform on [-6, 6], levels uniform on [0.001, 0.999]),
-reported per 10^4 points (the points are evaluated independently in batches, so the cost is linear in their
-number); median of 5 runs for the peer, one run for ours (milliseconds per point: every point is a batched
-Fredholm-determinant eigendecomposition, and ppf takes 4 to 6 of them).
+Timing: nanoseconds per point of cdf and sf on 10^6 points s uniform on [-6, 6] and of ppf on 10^6 levels
+uniform on [0.001, 0.999]; the interpolant and the peer run interleaved (round robin, median of 5 after a
+warm-up), so that a change of machine load hits both alike; ``ours_over_peer`` is the ratio of the two
+medians (below 1: ours is faster). The Fredholm path is timed once on 1000 points (milliseconds per point).
 
     python benchmarks/tracy_widom.py           # 10 reference points per beta (cached after the first run)
-    python benchmarks/tracy_widom.py --quick   # 4 points per beta, 200 timing points
+    python benchmarks/tracy_widom.py --quick   # 4 points per beta, 10^5 timing points, 3 repeats
 """
 from __future__ import annotations
 
@@ -85,7 +86,9 @@ def main(argv=None) -> int:
     meta = _common.header("benchmarks/tracy_widom.py")
     _common.print_header(meta)
     points = POINTS_QUICK if args.quick else POINTS_FULL
-    n_time = 200 if args.quick else 1_000
+    n_time = 100_000 if args.quick else 1_000_000
+    repeats = 3 if args.quick else 5
+    n_fred = 200 if args.quick else 1_000
     ref = reference(points, args.recompute)
     rng = np.random.default_rng(0)
     s_time = rng.uniform(-6.0, 6.0, n_time)
@@ -99,32 +102,52 @@ def main(argv=None) -> int:
         upper = s >= 0.0
         inner = (F >= 1e-6) & (F <= 1 - 1e-6)
         ours = TracyWidom(beta)
-        impls = {"ours (theory.TracyWidom)": (ours.cdf, ours.sf, ours.ppf)}
+        fred = {k: (lambda x, k=k: getattr(ours, k)(x, method="fredholm")) for k in ("cdf", "sf", "ppf")}
+        impls = {"ours (interpolant, default)": (ours.cdf, ours.sf, ours.ppf),
+                 "ours (method='fredholm')": (fred["cdf"], fred["sf"], fred["ppf"])}
         pt = peer(beta)
         if pt is not None:
             impls["tracywidom 0.4.0 (PyPI)"] = (pt.cdf, lambda x, pt=pt: 1.0 - pt.cdf(x), pt.cdfinv)
+        # interleaved timing of the interpolant and the peer on n_time points
+        fast = {"ours": impls["ours (interpolant, default)"]}
+        if pt is not None:
+            fast["peer"] = impls["tracywidom 0.4.0 (PyPI)"]
+        fns = {}
+        for who, (cdf, sf, ppf) in fast.items():
+            fns[(who, "cdf")] = lambda cdf=cdf: cdf(s_time)
+            fns[(who, "sf")] = lambda sf=sf: sf(s_time)
+            fns[(who, "ppf")] = lambda ppf=ppf: ppf(q_time)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            med = _common.interleaved(fns, repeats=repeats, warmup=1)
+            med_fred = {k: _common.timed(lambda k=k: fred[k](s_time[:n_fred] if k != "ppf" else q_time[:n_fred]),
+                                         repeats=1, warmup=0)[0] for k in ("cdf", "sf", "ppf")}
         for name, (cdf, sf, ppf) in impls.items():
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
                 c, f, x = np.asarray(cdf(s), float), np.asarray(sf(s), float), np.asarray(ppf(F[inner]), float)
-                reps = 1 if name.startswith("ours") else 5  # ours costs milliseconds per point: one run
-                med = {k: _common.timed(fn, repeats=reps, warmup=0 if reps == 1 else 1)[0]
-                       for k, fn in (("cdf", lambda: cdf(s_time)), ("sf", lambda: sf(s_time)),
-                                     ("ppf", lambda: ppf(q_time)))}
             sf_rel = np.abs(f[upper] - S[upper]) / S[upper]
-            rows.append(dict(beta=beta, implementation=name,
-                             cdf_max_abs_err=float(np.max(np.abs(c - F))),
-                             sf_max_rel_err_s_ge_0=float(np.max(sf_rel)),
-                             sf_rel_err_at_s4=float(sf_rel[list(s[upper]).index(4.0)]) if 4.0 in s else np.nan,
-                             ppf_max_abs_err=float(np.max(np.abs(x - s[inner]))),
-                             cdf_ms_per_1e4=1e3 * med["cdf"] * 1e4 / n_time,
-                             sf_ms_per_1e4=1e3 * med["sf"] * 1e4 / n_time,
-                             ppf_ms_per_1e4=1e3 * med["ppf"] * 1e4 / n_time, points_timed=n_time,
-                             timing_repeats=reps))
+            row = dict(beta=beta, implementation=name,
+                       cdf_max_abs_err=float(np.max(np.abs(c - F))),
+                       sf_max_rel_err_s_ge_0=float(np.max(sf_rel)),
+                       ppf_max_abs_err=float(np.max(np.abs(x - s[inner]))))
+            if name.startswith("ours (interpolant"):
+                t, n = {k: med[("ours", k)] for k in ("cdf", "sf", "ppf")}, n_time
+            elif name.startswith("tracywidom"):
+                t, n = {k: med[("peer", k)] for k in ("cdf", "sf", "ppf")}, n_time
+            else:
+                t, n = med_fred, n_fred
+            for k in ("cdf", "sf", "ppf"):
+                row[f"{k}_ns_per_point"] = 1e9 * t[k] / n
+            if pt is not None and not name.startswith("ours (method"):
+                for k in ("cdf", "sf", "ppf"):
+                    row[f"{k}_over_peer"] = med[("ours" if name.startswith("ours") else "peer", k)] / med[("peer", k)]
+            row.update(points_timed=n, timing_repeats=repeats if n == n_time else 1)
+            rows.append(row)
             for xi, ci, fi, Fi, Si in zip(s, c, f, F, S):
                 detail.append(dict(beta=beta, implementation=name, s=xi, cdf=ci, cdf_ref=Fi, sf=fi, sf_ref=Si,
                                    cdf_abs_err=abs(ci - Fi), sf_rel_err=abs(fi - Si) / Si))
-    print(f"\nTracy-Widom accuracy against mpmath ({DPS} digits, {len(points)} points per beta) and time per 10^4 points")
+    print(f"\nTracy-Widom accuracy against mpmath ({DPS} digits, {len(points)} points per beta) and time per point")
     print(_common.table(rows))
     out = _common.out_dir(args)
     _common.write_csv(rows, "tracy_widom", meta, out)
