@@ -451,13 +451,10 @@ THEORY_TARGETS = {
                                     st.sampled_from(["cdf", "sf", "pdf", "logcdf", "logsf", "ppf", "isf"]), ODD_ARGS),
                           lambda a: _tw_method(*a)),
 }
-THEORY_PENDING = {"theory.TracyWidom"}
 CALLS: dict[str, Counter] = {}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    strict=True, reason="tracy_widom.py must take its inputs through theory._validate.real_values"))
-    if n in THEORY_PENDING else n for n in sorted(THEORY_TARGETS)])
+@pytest.mark.parametrize("name", sorted(THEORY_TARGETS))
 def test_fuzz_theory_odd_inputs(name):
     """Only ValueError/TypeError, never NaN out; and the fuzz reaches both outcomes (it is not vacuous)."""
     counts = CALLS.setdefault(name, Counter())

@@ -113,8 +113,8 @@ def left_tail(beta: int, s: np.ndarray, a0: float) -> tuple[np.ndarray, np.ndarr
     ng = _optimal(co["g"], w0, 1)
     f, g, b = co["f"][:nf], co["g"][:ng], co["b"][: ng + 1]
     kf = np.arange(2, nf + 2)
-    a = -np.asarray(s, dtype=np.float64) * (SQRT2 if beta == 4 else 1.0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        a = -np.asarray(s, dtype=np.float64) * (SQRT2 if beta == 4 else 1.0)
         w = 1.0 / (a * a * a)  # 0 once a^3 overflows: the corrections vanish
         w = np.where(np.isfinite(w), w, 0.0)
         ra = np.sqrt(a)
@@ -127,7 +127,8 @@ def left_tail(beta: int, s: np.ndarray, a0: float) -> tuple[np.ndarray, np.ndarr
         else:
             # I = sqrt2/3 a^{3/2} + log2/2 + sum_k g_k a^{3/2 - 3k};  dI/da = q(-a)
             ia = a * ra
-            I = SQRT2 / 3.0 * ia + 0.5 * LOG2 + _horner(g, w) * w * ia
+            # w * ia = a^{-3/2}, formed as sqrt(a) / a^2 so that it is 0 (not 0 * inf) once a^3 overflows
+            I = SQRT2 / 3.0 * ia + 0.5 * LOG2 + _horner(g, w) * (ra / (a * a))
             q = ra / SQRT2 * _horner(b, w)
             lead = -(a * a) * (a / 24.0)
             if beta == 1:
@@ -137,6 +138,12 @@ def left_tail(beta: int, s: np.ndarray, a0: float) -> tuple[np.ndarray, np.ndarr
                 r = np.exp(-I)
                 logF = lead + (0.5 * (v + I) - LOG2 + np.log1p(r))
                 dlog = 0.5 * (du + q) - q * r / (1.0 + r)
+        # beyond |s| ~ 1e103 the leading -a^3/12 overflows: log F is -inf there (its true value is below
+        # -1.8e308) whatever the lower-order terms (which may themselves overflow to +inf and give inf - inf)
+        gone = ~np.isfinite((a * a) * (a / (12.0 if beta == 2 else 24.0)))
+        logF = np.where(gone, -np.inf, logF)
+        # the derivative (about a^2/4) is then replaced by the largest float, so that F * d log F = 0
+        dlog = np.where(gone | ~np.isfinite(dlog), -np.finfo(np.float64).max / 2, dlog)
     scale = SQRT2 if beta == 4 else 1.0
     return logF, -dlog * scale  # d/ds = -(d/da) * scale
 

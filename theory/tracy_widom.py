@@ -73,6 +73,7 @@ from scipy import special
 from . import _tw_asymptotic as _asym
 from ._mp import mp_map
 from ._newton import bracketed_newton_update
+from ._validate import real_values
 
 _SQRT2 = math.sqrt(2.0)
 _LOG_CUTOFF = 62.0  # 2/3 x^{3/2} exponent at which Ai is 1e-27 of its value at the interval start
@@ -237,10 +238,10 @@ def _mp_path(kind: str, beta: int, s, dps: int):
         raise ValueError(f"dps must be an integer >= 15, got {dps!r}")
     fn = _tw_mpmath.cdf if kind == "cdf" else _tw_mpmath.sf
 
+    s = real_values("s", s)[0]
+
     def one(v):
         v = float(v)
-        if np.isnan(v):
-            raise ValueError("s contains NaN")
         with _tw_mpmath.precision(dps):
             return fn(beta, v)
 
@@ -320,9 +321,7 @@ def _quantities(beta: int, s: np.ndarray, with_pdf: bool) -> dict:
 
 
 def _levels(name: str, q) -> np.ndarray:
-    arr = np.asarray(q, dtype=np.float64)
-    if np.isnan(arr).any():
-        raise ValueError(f"{name} contains NaN")
+    arr, _ = real_values(name, q)  # TypeError for complex/str/bool/meta input; tensors detached; NaN refused
     if ((arr < 0.0) | (arr > 1.0)).any():
         bad = arr[(arr < 0.0) | (arr > 1.0)].ravel()[0]
         raise ValueError(f"{name} must lie in [0, 1], got {bad!r}")
@@ -600,11 +599,8 @@ def _tables() -> dict:
 
 
 def _points(s) -> np.ndarray:
-    """The evaluation points as a float64 array (NaN refused)."""
-    s_arr = np.asarray(s, dtype=np.float64)
-    if np.isnan(s_arr).any():
-        raise ValueError("s contains NaN")
-    return s_arr
+    """The evaluation points as a float64 array (theory._validate.real_values: NaN, complex, strings refused)."""
+    return real_values("s", s)[0]
 
 
 _LIMITS = {"cdf": (0.0, 1.0), "sf": (1.0, 0.0), "logcdf": (-np.inf, 0.0), "logsf": (0.0, -np.inf),
