@@ -94,7 +94,8 @@ def test_rank_truncation_quick_via_cli(tmp_path):
     assert acc[100] > acc[0]                                                    # more rank, more accuracy
     bema = _rows(tmp_path / "bema.csv")[0]
     assert 0 <= int(bema["bema_rank"]) <= 784 and 0 <= float(bema["mp_fit_error"]) <= 1
-    _sidecar(tmp_path / "rank_truncation.json", [0])
+    _sidecar(tmp_path / "rank_truncation.json", [43554454])                    # the notebook's seed first
+    assert int(bema["classes_never_predicted"]) >= 0 and bema["test_acc_by_epoch"]
     assert (tmp_path / "rank_truncation.png").is_file()
 
 
@@ -106,7 +107,7 @@ def test_fashion_cnn_quick_and_resume(tmp_path):
     res = fashion_cnn.main(args)
     assert res == 0
     runs = _rows(tmp_path / "runs.csv")
-    assert [r["rule"] for r in runs] == ["l1l2", "mp_l1l2"]
+    assert [r["rule"] for r in runs] == ["l1l2", "mp_l1l2", "mp_l1l2_seedbugs"]   # the bug and the fix
     layers = _rows(tmp_path / "layers.csv")
     kinds = {r["kind"] for r in layers}
     assert any("Conv" in k for k in kinds) and any("Linear" in k for k in kinds)   # conv and FC layers pruned

@@ -12,7 +12,9 @@ Six training rules per seed, all with the same data, initialisation (seeded), ba
 
 Scales: the CPU default [784, 160, 160, 160, 10], 6 epochs, prune every epoch, T = 12 (T = 2E, the
 paper's ratio 200/100), lr 0.01 x 0.84 per epoch (total decay 0.35, the paper's 0.96^25 = 0.36), L1 = L2 =
-1e-6, BEMA alpha 0.25, beta 0.1, every layer accepted (the seed code's GoF cutoff 1), kept rank >= 10.
+1e-6, BEMA alpha 0.25, beta 0.1, every layer accepted (the seed code's GoF cutoff 1), no rank floor, the
+optimiser re-created with zero momentum after each pruning step (the seed's ``optim.SGD(...)`` per split).
+Every setting and its source: ``PROVENANCE.md``.
 (The default is sized to the shared 2-core CPU it ran on: 30 runs in about an hour with other jobs running.)
 ``--paper``: [784, 3000 x 4, 500, 10], 100 epochs, lr 0.01 x 0.96 every 4 epochs, prune every 4, T = 200.
 ``--quick``: a 2000-image subset and a tiny net (tests).
@@ -44,7 +46,11 @@ SCALES = {
     "quick": dict(sizes=[784, 64, 64, 10], epochs=3, lr=0.01, lr_decay=0.92, lr_decay_every=1,
                   prune_every=1, schedule_T=6.0, n_train=2000, n_test=1000),
 }
-COMMON = dict(batch_size=128, momentum=0.9, alpha=0.25, beta=0.1, fit_cutoff=None, min_rank=10)
+#: the seed's mechanics (RMT_pruning_2 notebook cells 4, 11, 18; PROVENANCE.md): SGD momentum 0.9 re-created
+#: with zero momentum after every pruning step, every layer (the output layer too) pruned with no rank floor
+#: (its ``Splittable.split`` has none; the floor at 10 is only in the older ``computeEigsToKeep`` path)
+COMMON = dict(batch_size=128, momentum=0.9, alpha=0.25, beta=0.1, fit_cutoff=None, min_rank=1,
+              carry_momentum=False)
 L1 = L2 = 1e-6
 
 
