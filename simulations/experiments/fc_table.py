@@ -80,6 +80,18 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     which = "quick" if args.quick else "paper" if args.paper else "default"
     scale = dict(SCALES[which], name=which, **COMMON, l1=L1, l2=L2)
+    width, rule_arg = getattr(args, "width", None), getattr(args, "rules", None)   # absent under `rmt experiment`
+    if width is not None:          # the scale study: same depth, another width, everything else equal
+        if width < 1:
+            raise ValueError(f"--width must be >= 1, got {width}")
+        scale["sizes"] = [scale["sizes"][0]] + [width] * (len(scale["sizes"]) - 2) + [scale["sizes"][-1]]
+    rules = RULES if rule_arg is None else tuple(rule_arg.split(","))
+    bad = [r for r in rules if r not in RULES]
+    if bad or not rules:
+        raise ValueError(f"--rules must be a comma list of {RULES}, got {rule_arg!r}")
+    if any(r in ("magnitude_l1l2", "rank_l1l2") for r in rules) and "mp_l1l2" not in rules:
+        raise ValueError("--rules: magnitude_l1l2 and rank_l1l2 need mp_l1l2 (its budget)")
+    rules = tuple(r for r in RULES if r in rules)
     dev = C.device(args.device)
     scale["device"] = str(dev)
     out = C.out_dir(args, NAME)
@@ -88,10 +100,10 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                                    n_test=scale["n_test"])
     seeds = list(range(args.seeds))
     runs, hist_rows = [], []
-    bar = tqdm(total=len(seeds) * len(RULES), desc=NAME, unit="run", disable=args.no_progress)
+    bar = tqdm(total=len(seeds) * len(rules), desc=NAME, unit="run", disable=args.no_progress)
     for seed in seeds:
         budget = None
-        for rule in RULES:
+        for rule in rules:
             if rule in ("magnitude_l1l2", "rank_l1l2"):
                 cfg = config(rule, scale, seed, budget=budget)
             else:
@@ -113,7 +125,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             bar.update(1)
     bar.close()
     table = []
-    for rule in RULES:
+    for rule in rules:
         rs = [r for r in runs if r["rule"] == rule]
         row = dict(rule=rule, seeds=len(rs))
         for key in ("test_acc", "train_acc", "train_acc_eval", "params", "nonzero"):
@@ -126,7 +138,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     plot(hist_rows, table, out / f"{NAME}.png", scale)
     wall = time.perf_counter() - t0
     C.write_sidecar(out / f"{NAME}.json", cmd=C.command(NAME, argv), seeds=seeds, scale=scale, wall_s=wall,
-                    extra=dict(rules=list(RULES), paper_reference="papers.md 2.4a",
+                    extra=dict(rules=list(rules), paper_reference="papers.md 2.4a",
                                train_wall_s=sum(r["wall_s"] for r in runs)))
     print(format_table(table, scale))
     return dict(runs=runs, table=table, out=str(out))
@@ -154,8 +166,9 @@ def plot(hist_rows: list, table: list, path, scale: dict) -> None:
     styles = dict(none=("o", "-"), l1l2=("s", "-"), mp=("^", "--"), mp_l1l2=("v", "--"),
                   magnitude_l1l2=("D", ":"), rank_l1l2=("P", "-."))
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
-    n_rules = len(RULES)
-    for j, rule in enumerate(RULES):
+    rules = [r["rule"] for r in table]
+    n_rules = len(rules)
+    for j, rule in enumerate(rules):
         rows = [h for h in hist_rows if h["rule"] == rule]
         epochs = np.array(sorted({h["epoch"] for h in rows}))
         acc = np.array([[h["test_acc"] for h in rows if h["epoch"] == e] for e in epochs]) * 100
@@ -174,7 +187,7 @@ def plot(hist_rows: list, table: list, path, scale: dict) -> None:
     axes[0].set(xlabel="epoch", ylabel="test accuracy (%)", title=f"test accuracy, mean +- std over {n_seeds} seeds")
     axes[1].set(xlabel="epoch", ylabel="non-zero parameters (count_nonzero)",
                 title="non-zero parameters (factorised layers: stored = non-zero)")
-    axes[2].set_xticks(range(n_rules), RULES, rotation=25, fontsize=8)
+    axes[2].set_xticks(range(n_rules), rules, rotation=25, fontsize=8)
     axes[2].set(ylabel="final test accuracy (%)", title="final test accuracy: seeds (dots), mean +- std (bar)")
     for ax in axes[:2]:
         ax.set_xticks(sorted({h["epoch"] for h in hist_rows}))
@@ -188,8 +201,14 @@ def plot(hist_rows: list, table: list, path, scale: dict) -> None:
     plt.close(fig)
 
 
+def _extra(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--width", type=int, default=None,
+                   help="hidden width W of the scale's net (same depth; the scale study), default the scale's")
+    p.add_argument("--rules", default=None, help=f"comma list of rules to run (default all: {','.join(RULES)})")
+
+
 def main(argv: list[str] | None = None) -> int:
-    return C.run_main(NAME, __doc__, DEFAULT_SEEDS, run, argv)
+    return C.run_main(NAME, __doc__, DEFAULT_SEEDS, run, argv, extra=_extra)
 
 
 if __name__ == "__main__":
