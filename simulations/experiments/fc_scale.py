@@ -8,7 +8,7 @@ gap, the quantity that is +18.9 points in the paper's table at widths 3000 and 1
 
 The runs, resumable (``--resume`` reuses finished checkpoints)::
 
-    python -m simulations.experiments.fc_table --seeds 3 --width 320 --rules none,l1l2,mp,mp_l1l2 \
+    python -m simulations.experiments.fc_table --seeds 3 --width 320 --rules none,mp_l1l2 \
         --out results/fc_scale/w320 --resume
     python -m simulations.experiments.fc_table --seeds 3 --width 640 --rules none,mp_l1l2 \
         --out results/fc_scale/w640 --resume
