@@ -91,9 +91,10 @@ def make(ctx: FigureContext) -> FigureResult:
                  f"{paper['mp_l1l2']['test_acc'] - paper['none']['test_acc']:+.2f} at widths 3000, 100 epochs)")
     for r in rows:
         if r["paper_test_acc_pct"] != "":
-            # the stated noise: two standard deviations over our seeds, at least half a point
+            # the stated noise: two standard deviations over our seeds, at least half a point; only at the
+            # paper's scale (a match of a small net's number with the paper's is a coincidence, not a reproduction)
             for key in ("test", "train"):
-                tol = max(0.5, 2 * r.get(f"{key}_acc_std_pct", 0.0))
+                tol = max(0.5, 2 * r.get(f"{key}_acc_std_pct", 0.0)) if scale.get("name") == "paper" else float("nan")
                 comps.append(Comparison(NAME, f"{key} % ({r['rule']})", r[f"paper_{key}_acc_pct"], r[f"{key}_acc_pct"],
                                         src, note, tolerance=tol, trend=trend))
     notes = [f"data: {where}", "the paper's row 'MP pruning + L2' (99.98 / 90.16) has no counterpart run here"]
