@@ -110,8 +110,8 @@ class Comparison:
             return f"not comparable: {self.not_comparable}"
         if math.isfinite(self.tolerance) and abs(self.difference) <= self.tolerance:
             return f"reproduced (|diff| <= {self.tolerance:.3g})"
-        tol = f"|diff| > {self.tolerance:.3g}" if math.isfinite(self.tolerance) else "no noise stated"
-        return f"not reproduced at this scale ({tol})" + (f"; trend: {self.trend}" if self.trend else "")
+        tol = f" (|diff| > {self.tolerance:.3g})" if math.isfinite(self.tolerance) else ""
+        return f"not reproduced at this scale{tol}" + (f"; trend: {self.trend}" if self.trend else "")
 
     def as_dict(self) -> dict:
         d = asdict(self)
