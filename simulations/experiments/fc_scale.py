@@ -97,6 +97,8 @@ def plot(rows: list, path) -> None:
     axes[1].axhline(0, color="gray", lw=0.8)
     for ax in axes:
         ax.set_xscale("log")
+        ax.set_xticks([160, 320, 640, 1000, 3000], ["160", "320", "640", "1000", "3000"])
+        ax.minorticks_off()
         ax.set_xlabel("hidden width W of [784, W, W, W, 10] (paper: [784, 3000 x4, 500, 10], squares)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
