@@ -10,7 +10,7 @@ The runs, resumable (``--resume`` reuses finished checkpoints)::
 
     python -m simulations.experiments.fc_table --seeds 3 --width 320 --rules none,mp_l1l2 \
         --out results/fc_scale/w320 --resume
-    python -m simulations.experiments.fc_table --seeds 1 --width 640 --rules none,mp_l1l2 \
+    python -m simulations.experiments.fc_table --seeds 3 --width 640 --rules none,mp_l1l2 \
         --out results/fc_scale/w640 --resume
     python -m simulations.experiments.fc_scale
 """
