@@ -157,7 +157,9 @@ def make(ctx: FigureContext) -> FigureResult:
                 comps.append(Comparison(NAME, f"{what} top-1 drop (points) at {target:g} % params removed "
                                               f"(Algorithm 3{', fine-tuned' if ft else ''})", drop, ours, src,
                                         f"paper: {key.replace('_', '-')} on ImageNet after fine-tune; ours: ViT on "
-                                        "MNIST, interpolated along the sweep"))
+                                        "MNIST, interpolated along the sweep",
+                                        not_comparable="ImageNet ViT-B/L (no ImageNet, no GPU here) vs a small ViT on "
+                                                       "MNIST"))
                 break
         else:
             notes.append(f"no ViT rmt-cycles points around {target:g} % removed: no comparison with the README's "
@@ -173,7 +175,8 @@ def make(ctx: FigureContext) -> FigureResult:
                 comps.append(Comparison(NAME, f"{name} top-1 drop at {red:.1f} % removed vs our {model}", pdrop, ours,
                                         ref_source({"source": "papers.md 2.4f", "provenance": rn["provenance"]}),
                                         f"paper: ImageNet {name}, method unknown; ours: CIFAR-10 {model}, Algorithm 3, "
-                                        "no fine-tune"))
+                                        "no fine-tune",
+                                        not_comparable="ImageNet ResNet of unknown method vs a CIFAR-10 ResNet"))
                 break
         else:
             notes.append(f"no ResNet rmt-cycles sweep spans {red:.1f} % removed: no comparison with the paper's {name} "

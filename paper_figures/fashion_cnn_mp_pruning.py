@@ -22,7 +22,7 @@ CAPTION = ("MP pruning during training removes the bulk singular values of the C
 SOURCE = "papers.md 1.3 (CNN cell); simulations.experiments.fashion_cnn"
 COLUMNS = ("kind", "rule", "epoch", "test_acc_pct", "weights_stored", "layer", "kept_rank_fraction")
 EXPERIMENT = "fashion_cnn"
-LABELS = {"l1l2": "L1+L2 only", "mp_l1l2": "MP pruning + L1+L2"}
+LABELS = {"l1l2": "L1+L2 only", "mp_l1l2": "MP pruning + L1+L2", "mp_l1l2_seedbugs": "MP + L1+L2, seed bugs"}
 
 
 def make(ctx: FigureContext) -> FigureResult:

@@ -77,9 +77,12 @@ def make(ctx: FigureContext) -> FigureResult:
     mp = [r for r in rows if r["rule"] == "mp_l1l2"]
     comps = []
     if mp:
+        trend = ("the shape holds (MP-trained nets lose less under thresholding than dense-trained ones); the level "
+                 "is that of the small CPU-scale net")
         comps = [Comparison(NAME, f"test % at {100 * ref['at_params_fraction']:.0f} % non-zero (MP + L1+L2)",
-                            ref["test_acc_about"], _interp(ref["at_params_fraction"], mp), src, note),
+                            ref["test_acc_about"], _interp(ref["at_params_fraction"], mp), src, note,
+                            tolerance=1.0, trend=trend),   # 1 point: the paper's figure read to +-0.5
                  Comparison(NAME, f"test % at {100 * ref['at_params_fraction_2']:.0f} % non-zero (MP + L1+L2)",
                             ref["test_acc_at_least"], _interp(ref["at_params_fraction_2"], mp), src,
-                            note + "; paper states a lower bound")]
+                            note + "; paper states a lower bound", tolerance=1.0, trend=trend)]
     return FigureResult(rows, fig, comps, [f"data: {where}"], data_source=where)

@@ -72,13 +72,42 @@ def make(ctx: FigureContext) -> FigureResult:
     src = ref_source(ref)
     scale = meta.get("scale", {}).get("name", "?")
     note = f"ours: {scale} scale, mean over {len(fits)} seed(s)"
-    comps = [Comparison(NAME, f"test accuracy % at k = {int(x)}", paper[int(x)], float(m[k == x][0]), src, note)
+    # Seeds whose output ReLU killed a class (the notebook's architecture allows it) are not the regime the
+    # notebook's single seed shows; the accuracy verdicts use the seeds that predict all ten classes, with
+    # their spread (2 sd, at least 0.3 point: the notebook's own CPU-vs-GPU rerun differs by ~0.1) as the noise.
+    live = [f for f in fits if int(f.get("classes_never_predicted", 0) or 0) == 0]
+    curve_rows = read_csv(folder / "curve.csv") if (folder / "curve.csv").is_file() else []
+    live_seeds = {int(f["seed"]) for f in live}
+    by_k: dict = {}
+    for r in curve_rows:
+        if int(r["seed"]) in live_seeds:
+            by_k.setdefault(int(r["k"]), []).append(100 * r["test_acc"])
+    dead = len(fits) - len(live)
+    lnote = (f"ours: mean over the {len(live)} of {len(fits)} seeds predicting all 10 classes"
+             + (f" ({dead} seed(s) with a dead output unit excluded)" if dead else ""))
+
+    def acc_cmp(quantity, p_val, k_key, fallback):
+        vals = by_k.get(k_key, [])
+        if len(vals) >= 2:
+            tol = max(0.3, 2 * float(np.std(vals, ddof=1)))
+            mu = float(np.mean(vals))
+            return Comparison(NAME, quantity, p_val, mu, src, lnote, tolerance=tol,
+                              trend=f"same scale as the notebook; ours {'below' if mu < p_val else 'above'} it, "
+                                    f"seeds range {min(vals):.2f}-{max(vals):.2f}")
+        return Comparison(NAME, quantity, p_val, fallback, src, note)
+
+    comps = [acc_cmp(f"test accuracy % at k = {int(x)}", paper[int(x)], int(x), float(m[k == x][0]))
              for x in pk if np.any(k == x)]
-    comps.append(Comparison(NAME, "dense test accuracy %", ref["dense_test_accuracy"], 100 * dense["test_acc_mean"], src,
-                            note))
+    dvals = [100 * f["dense_test_acc"] for f in live]
+    comps.append(Comparison(NAME, "dense test accuracy %", ref["dense_test_accuracy"],
+                            float(np.mean(dvals)) if dvals else 100 * dense["test_acc_mean"], src, lnote,
+                            tolerance=max(0.3, 2 * float(np.std(dvals, ddof=1))) if len(dvals) >= 2 else float("nan")))
     comps.append(Comparison(NAME, "BEMA rank of layer 1 (alpha 0.25, beta 0.1)", ref["bema_rank_layer1"],
-                            float(np.mean(ranks)), src, f"ours: mean over seeds {ranks}"))
-    comps.append(Comparison(NAME, "MP-fit error of layer 1", ref["mp_fit_error_layer1"],
-                            float(np.mean([f["mp_fit_error"] for f in fits])), src, note))
+                            float(np.mean(ranks)), src, f"ours: each seed {ranks}", tolerance=5.0,
+                            trend="issue 12 asks for 'within a few of 56'"))
+    fit_err = [f["mp_fit_error"] for f in fits]
+    comps.append(Comparison(NAME, "MP-fit error of layer 1", ref["mp_fit_error_layer1"], float(np.mean(fit_err)), src,
+                            note, tolerance=max(0.002, 2 * float(np.std(fit_err, ddof=1))) if len(fit_err) >= 2
+                            else float("nan")))
     notes = [f"data: {where}"]
     return FigureResult(rows, fig, comps, notes, data_source=where)

@@ -97,14 +97,29 @@ class Comparison:
     ours: float
     source: str                 # e.g. "papers.md 1.4 [CODE]"
     note: str = ""
+    tolerance: float = math.nan  # the stated noise: |ours - paper| <= tolerance reads "reproduced"
+    trend: str = ""             # what the numbers do at the scales run, for "not reproduced at this scale"
+    not_comparable: str = ""    # why the two numbers measure different things (then no tolerance applies)
 
     @property
     def difference(self) -> float:
         return float(self.ours) - float(self.paper)
 
+    @property
+    def verdict(self) -> str:
+        """"reproduced" (within ``tolerance``), "not reproduced at this scale" (with the trend) or
+        "not comparable" (with why)."""
+        if self.not_comparable:
+            return f"not comparable: {self.not_comparable}"
+        if math.isfinite(self.tolerance) and abs(self.difference) <= self.tolerance:
+            return f"reproduced (|diff| <= {self.tolerance:.3g})"
+        tol = f" (|diff| > {self.tolerance:.3g})" if math.isfinite(self.tolerance) else ""
+        return f"not reproduced at this scale{tol}" + (f"; trend: {self.trend}" if self.trend else "")
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["difference"] = self.difference
+        d["verdict"] = self.verdict
         return d
 
 
@@ -386,9 +401,9 @@ def comparison_rows(sides: Iterable[dict]) -> list[dict]:
 
 def comparison_table(sides: Iterable[dict], markdown: bool = False) -> str:
     """The comparison of the paper's numbers with ours: figure, quantity, paper, ours, difference, source."""
-    head = ("figure", "quantity", "paper", "ours", "difference", "source", "note")
+    head = ("figure", "quantity", "paper", "ours", "difference", "verdict", "source", "note")
     rows = [(c["figure"], c["quantity"], _fmt(c["paper"]), _fmt(c["ours"]), f"{c['difference']:+.4g}",
-             c["source"], c.get("note", "")) for c in comparison_rows(sides)]
+             c.get("verdict", ""), c["source"], c.get("note", "")) for c in comparison_rows(sides)]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(str(x).replace("|", "/") for x in r) + " |" for r in rows]

@@ -143,17 +143,24 @@ class TrainResult:
     wall_s: float = 0.0
 
 
-def image_tensors(images: np.ndarray, labels: np.ndarray, *, flatten: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def image_tensors(images: np.ndarray, labels: np.ndarray, *, flatten: bool = True,
+                  normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images (n, 28, 28) -> float32 tensors normalised with mean 0.5, std 0.5 (papers.md 1.3).
 
-    Returns (x, y) with x of shape (n, 784) if ``flatten`` else (n, 1, 28, 28), y int64.
+    ``normalize=False`` gives the pixels / 255 in [0, 1] only (torchvision's ``ToTensor()``, the precursor
+    notebook's preprocessing). Returns (x, y) with x of shape (n, 784) if ``flatten`` else (n, 1, 28, 28),
+    y int64.
     """
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize must be a bool, got {normalize!r}")
     images, labels = np.asarray(images), np.asarray(labels)
     if images.dtype != np.uint8 or images.ndim != 3:
         raise ValueError(f"images must be uint8 of shape (n, h, w), got {images.dtype} {images.shape}")
     if labels.shape != (images.shape[0],):
         raise ValueError(f"labels must have shape ({images.shape[0]},), got {labels.shape}")
-    x = (torch.from_numpy(images).float() / 255.0 - 0.5) / 0.5
+    x = torch.from_numpy(images).float() / 255.0
+    if normalize:
+        x = (x - 0.5) / 0.5
     x = x.reshape(len(x), -1) if flatten else x.unsqueeze(1)
     return x.contiguous(), torch.from_numpy(labels.astype(np.int64))
 

@@ -94,7 +94,8 @@ def test_rank_truncation_quick_via_cli(tmp_path):
     assert acc[100] > acc[0]                                                    # more rank, more accuracy
     bema = _rows(tmp_path / "bema.csv")[0]
     assert 0 <= int(bema["bema_rank"]) <= 784 and 0 <= float(bema["mp_fit_error"]) <= 1
-    _sidecar(tmp_path / "rank_truncation.json", [0])
+    _sidecar(tmp_path / "rank_truncation.json", [43554454])                    # the notebook's seed first
+    assert int(bema["classes_never_predicted"]) >= 0 and bema["test_acc_by_epoch"]
     assert (tmp_path / "rank_truncation.png").is_file()
 
 
@@ -106,7 +107,7 @@ def test_fashion_cnn_quick_and_resume(tmp_path):
     res = fashion_cnn.main(args)
     assert res == 0
     runs = _rows(tmp_path / "runs.csv")
-    assert [r["rule"] for r in runs] == ["l1l2", "mp_l1l2"]
+    assert [r["rule"] for r in runs] == ["l1l2", "mp_l1l2", "mp_l1l2_seedbugs"]   # the bug and the fix
     layers = _rows(tmp_path / "layers.csv")
     kinds = {r["kind"] for r in layers}
     assert any("Conv" in k for k in kinds) and any("Linear" in k for k in kinds)   # conv and FC layers pruned
@@ -130,3 +131,39 @@ def test_cli_lists_experiments_and_rejects_bad_seeds(tmp_path):
         build_parser().parse_args(["experiment", "nonsense"])
     with pytest.raises(ValueError, match="--seeds"):
         rank_truncation.main(["--quick", "--seeds", "0", "--out", str(tmp_path)])
+
+
+def test_fc_table_width_and_rules_for_the_scale_study(tmp_path):
+    from simulations.experiments import fc_table
+
+    args = ["--quick", "--seeds", "1", "--out", str(tmp_path), "--no-progress", "--width", "24",
+            "--rules", "mp_l1l2,none"]
+    assert fc_table.main(args) == 0
+    assert [r["rule"] for r in _rows(tmp_path / "runs.csv")] == ["none", "mp_l1l2"]     # RULES order
+    meta = json.loads((tmp_path / "fc_table.json").read_text())
+    assert meta["scale"]["sizes"] == [784, 24, 24, 10] and meta["rules"] == ["none", "mp_l1l2"]
+    with pytest.raises(ValueError, match="rules"):
+        fc_table.main(["--quick", "--out", str(tmp_path), "--rules", "nonsense"])
+    with pytest.raises(ValueError, match="mp_l1l2"):
+        fc_table.main(["--quick", "--out", str(tmp_path), "--rules", "none,rank_l1l2"])
+    with pytest.raises(ValueError, match="width"):
+        fc_table.main(["--quick", "--out", str(tmp_path), "--width", "0"])
+
+
+def test_fc_scale_gathers_widths(fc_quick, tmp_path):
+    import shutil
+
+    from simulations.experiments import fc_scale
+
+    root = tmp_path / "results"
+    shutil.copytree(fc_quick, root / "fc_table", ignore=shutil.ignore_patterns("checkpoints"))
+    meta = json.loads((root / "fc_table" / "fc_table.json").read_text())
+    meta["scale"]["sizes"] = [784, 96, 96, 10]                   # pretend another width
+    (root / "fc_scale" / "w96").mkdir(parents=True)
+    (root / "fc_scale" / "w96" / "fc_table.json").write_text(json.dumps(meta))
+    shutil.copy(root / "fc_table" / "table.csv", root / "fc_scale" / "w96" / "table.csv")
+    rows = fc_scale.gather(root)
+    assert sorted({r["width"] for r in rows}) == [64, 96]
+    assert {r["rule"] for r in rows} == {"none", "l1l2", "mp", "mp_l1l2"}       # the paper's four rows only
+    assert all(r["paper_test_pct"] == fc_scale.PAPER_TEST[r["rule"]] for r in rows)
+    assert fc_scale.gather(tmp_path / "empty") == []

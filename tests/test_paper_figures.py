@@ -193,3 +193,19 @@ def test_experiment_figure_runs_the_quick_experiment_without_cache(tmp_path, mon
     assert (out / "cache" / "rank_truncation" / "table.csv").is_file()
     again = registry.run_figure("rank_truncation_accuracy", FigureContext(out=out, device="cpu", progress=False))
     assert "a quick run kept in" in again["data_source"]
+
+
+def test_comparison_verdicts():
+    """Every comparison carries a verdict: reproduced within the stated noise, not reproduced (with the trend),
+    or not comparable (with why); the verdict reaches the printed table."""
+    C = registry.Comparison
+    assert C("f", "q", 2.0, 2.4, "s", tolerance=0.5).verdict.startswith("reproduced")
+    assert C("f", "q", 2.0, 2.4, "s", tolerance=0.3).verdict.startswith("reproduced") is False
+    v = C("f", "q", 2.0, 2.6, "s", tolerance=0.5, trend="gap grows with width").verdict
+    assert v.startswith("not reproduced at this scale") and "gap grows with width" in v
+    assert C("f", "q", 2.0, 2.0, "s").verdict.startswith("not reproduced")      # no noise stated: no claim
+    nc = C("f", "q", 2.0, 2.0, "s", tolerance=1.0, not_comparable="ImageNet vs MNIST")
+    assert nc.verdict == "not comparable: ImageNet vs MNIST"
+    side = {"comparisons": [C("f", "q", 2.0, 2.4, "s", tolerance=0.5).as_dict()]}
+    assert side["comparisons"][0]["verdict"].startswith("reproduced")
+    assert "reproduced" in comparison_table([side]) and "verdict" in comparison_table([side], markdown=True)

@@ -10,6 +10,7 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -241,3 +242,53 @@ def test_momentum_carried_only_for_untouched_parameters(fmnist):
     assert not new.state[net.layers[0].first.weight]
     reset = _optimizer(net, TrainConfig(carry_momentum=False), 0.01, old=opt)
     assert not reset.state
+
+
+def test_fashion_cnn_notebook_layout_and_seed_bugs():
+    ch = (1, 4, 8, 8, 8, 8)
+    x = torch.randn(6, 1, 28, 28)
+    net = FashionCNN(ch, hidden=16, seed=0, layout="notebook")
+    assert net.fc1.in_features == 8 * 3 * 3 and net(x).shape == (6, 10)          # 28-26-24-22-11-9-7-3
+    assert [m.padding for m in net.modules() if isinstance(m, nn.Conv2d)] == [(0, 0)] * 5
+    assert sum(isinstance(m, nn.MaxPool2d) for m in net.modules()) == 2
+    assert sum(isinstance(m, nn.Dropout) for m in net.modules()) == 6              # after every conv + fc1
+    assert float(net.fc1.bias.detach().abs().sum()) == 0.0
+    assert abs(float(net.fc1.weight.detach().std()) * 72 ** 0.5 - 1.0) < 0.1               # N(0, 1/in)
+    net.eval()
+    assert torch.equal(net(x), net(x))
+    bug = FashionCNN(ch, hidden=16, seed=0, layout="notebook", seed_bugs=True)
+    assert [type(m) for m in bug.features[0]][:3] == [nn.Conv2d, nn.ReLU, nn.BatchNorm2d]
+    bug.eval()
+    torch.manual_seed(1)
+    a = bug(x)
+    assert not torch.equal(a, bug(x))                                             # dropout on at test time
+    assert torch.allclose(a.exp().sum(0), torch.ones(10), atol=1e-5)              # normalised over the batch
+    with pytest.raises(ValueError, match="layout"):
+        FashionCNN(layout="other")
+    with pytest.raises(ValueError, match="seed_bugs"):
+        FashionCNN(seed_bugs=True)
+
+
+def test_fcnet_notebook_options():
+    x = torch.rand(5, 784)
+    torch.manual_seed(43554454)
+    ref = [nn.Linear(784, 30), nn.Linear(30, 10)]                 # the notebook: default init after manual_seed
+    state = torch.get_rng_state()
+    net = FCNet([784, 30, 10], seed=43554454, init="torch", output_relu=True)
+    assert torch.equal(torch.get_rng_state(), state)             # the global RNG is untouched
+    for a, b in zip(net.layers, ref):
+        assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+    h = torch.relu(ref[1](torch.relu(ref[0](x))))
+    assert torch.allclose(net(x), torch.log_softmax(h, dim=1), atol=1e-6)
+    plain = FCNet([784, 30, 10], seed=43554454, init="torch")
+    assert torch.allclose(plain(x), torch.log_softmax(ref[1](torch.relu(ref[0](x))), dim=1), atol=1e-6)
+    with pytest.raises(ValueError, match="init"):
+        FCNet([784, 10], init="kaiming")
+
+
+def test_image_tensors_without_normalisation():
+    img = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
+    x, _ = image_tensors(img, np.array([3]), normalize=False)
+    assert torch.allclose(x, torch.tensor([[0.0, 1.0, 0.2, 0.4]]))
+    xn, _ = image_tensors(img, np.array([3]))
+    assert torch.allclose(xn, 2 * x - 1)

@@ -7,6 +7,10 @@
 * :mod:`.fashion_cnn` (exp 3): the Fashion-MNIST CNN with MP pruning of conv and FC layers (papers.md 1.3).
 * :mod:`.magnitude_after_mp` (exp 4): accuracy vs non-zero parameters after magnitude-thresholding the
   nets trained by exp 2.
+* :mod:`.fc_scale` gathers exp 2 run at several hidden widths (``fc_table --width W``) into the scale study
+  of paper 2's FC table (not a training run itself, so not in ``EXPERIMENTS``).
+
+Every setting of every experiment against the seed code, with its source: ``PROVENANCE.md`` here.
 
 Each runs as ``python -m simulations.experiments.NAME`` or ``rmt experiment NAME`` with
 ``[--quick] [--paper] [--seeds K] [--out DIR] [--resume]``, writes ``results/NAME/`` (CSV, JSON sidecar

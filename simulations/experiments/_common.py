@@ -87,14 +87,16 @@ def device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load(name: str, *, flatten: bool, dev: torch.device, n_train: int | None = None, n_test: int | None = None):
-    """(train, test) tensors of MNIST / Fashion-MNIST, normalised (mean 0.5, std 0.5), the first n images."""
+def load(name: str, *, flatten: bool, dev: torch.device, n_train: int | None = None, n_test: int | None = None,
+         normalize: bool = True):
+    """(train, test) tensors of MNIST / Fashion-MNIST, normalised (mean 0.5, std 0.5) unless ``normalize`` is
+    False (pixels / 255 only), the first n images."""
     from prune.data import load_idx_dataset
     from prune.training import image_tensors
 
     out = []
     for split, k in (("train", n_train), ("test", n_test)):
-        x, y = image_tensors(*load_idx_dataset(name, split), flatten=flatten)
+        x, y = image_tensors(*load_idx_dataset(name, split), flatten=flatten, normalize=normalize)
         if k is not None:
             x, y = x[:k], y[:k]
         out.append((x.to(dev), y.to(dev)))

@@ -12,7 +12,9 @@ Six training rules per seed, all with the same data, initialisation (seeded), ba
 
 Scales: the CPU default [784, 160, 160, 160, 10], 6 epochs, prune every epoch, T = 12 (T = 2E, the
 paper's ratio 200/100), lr 0.01 x 0.84 per epoch (total decay 0.35, the paper's 0.96^25 = 0.36), L1 = L2 =
-1e-6, BEMA alpha 0.25, beta 0.1, every layer accepted (the seed code's GoF cutoff 1), kept rank >= 10.
+1e-6, BEMA alpha 0.25, beta 0.1, every layer accepted (the seed code's GoF cutoff 1), no rank floor, the
+optimiser re-created with zero momentum after each pruning step (the seed's ``optim.SGD(...)`` per split).
+Every setting and its source: ``PROVENANCE.md``.
 (The default is sized to the shared 2-core CPU it ran on: 30 runs in about an hour with other jobs running.)
 ``--paper``: [784, 3000 x 4, 500, 10], 100 epochs, lr 0.01 x 0.96 every 4 epochs, prune every 4, T = 200.
 ``--quick``: a 2000-image subset and a tiny net (tests).
@@ -44,7 +46,11 @@ SCALES = {
     "quick": dict(sizes=[784, 64, 64, 10], epochs=3, lr=0.01, lr_decay=0.92, lr_decay_every=1,
                   prune_every=1, schedule_T=6.0, n_train=2000, n_test=1000),
 }
-COMMON = dict(batch_size=128, momentum=0.9, alpha=0.25, beta=0.1, fit_cutoff=None, min_rank=10)
+#: the seed's mechanics (RMT_pruning_2 notebook cells 4, 11, 18; PROVENANCE.md): SGD momentum 0.9 re-created
+#: with zero momentum after every pruning step, every layer (the output layer too) pruned with no rank floor
+#: (its ``Splittable.split`` has none; the floor at 10 is only in the older ``computeEigsToKeep`` path)
+COMMON = dict(batch_size=128, momentum=0.9, alpha=0.25, beta=0.1, fit_cutoff=None, min_rank=1,
+              carry_momentum=False)
 L1 = L2 = 1e-6
 
 
@@ -74,6 +80,18 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     which = "quick" if args.quick else "paper" if args.paper else "default"
     scale = dict(SCALES[which], name=which, **COMMON, l1=L1, l2=L2)
+    width, rule_arg = getattr(args, "width", None), getattr(args, "rules", None)   # absent under `rmt experiment`
+    if width is not None:          # the scale study: same depth, another width, everything else equal
+        if width < 1:
+            raise ValueError(f"--width must be >= 1, got {width}")
+        scale["sizes"] = [scale["sizes"][0]] + [width] * (len(scale["sizes"]) - 2) + [scale["sizes"][-1]]
+    rules = RULES if rule_arg is None else tuple(rule_arg.split(","))
+    bad = [r for r in rules if r not in RULES]
+    if bad or not rules:
+        raise ValueError(f"--rules must be a comma list of {RULES}, got {rule_arg!r}")
+    if any(r in ("magnitude_l1l2", "rank_l1l2") for r in rules) and "mp_l1l2" not in rules:
+        raise ValueError("--rules: magnitude_l1l2 and rank_l1l2 need mp_l1l2 (its budget)")
+    rules = tuple(r for r in RULES if r in rules)
     dev = C.device(args.device)
     scale["device"] = str(dev)
     out = C.out_dir(args, NAME)
@@ -82,10 +100,10 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
                                    n_test=scale["n_test"])
     seeds = list(range(args.seeds))
     runs, hist_rows = [], []
-    bar = tqdm(total=len(seeds) * len(RULES), desc=NAME, unit="run", disable=args.no_progress)
+    bar = tqdm(total=len(seeds) * len(rules), desc=NAME, unit="run", disable=args.no_progress)
     for seed in seeds:
         budget = None
-        for rule in RULES:
+        for rule in rules:
             if rule in ("magnitude_l1l2", "rank_l1l2"):
                 cfg = config(rule, scale, seed, budget=budget)
             else:
@@ -107,7 +125,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             bar.update(1)
     bar.close()
     table = []
-    for rule in RULES:
+    for rule in rules:
         rs = [r for r in runs if r["rule"] == rule]
         row = dict(rule=rule, seeds=len(rs))
         for key in ("test_acc", "train_acc", "train_acc_eval", "params", "nonzero"):
@@ -120,7 +138,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     plot(hist_rows, table, out / f"{NAME}.png", scale)
     wall = time.perf_counter() - t0
     C.write_sidecar(out / f"{NAME}.json", cmd=C.command(NAME, argv), seeds=seeds, scale=scale, wall_s=wall,
-                    extra=dict(rules=list(RULES), paper_reference="papers.md 2.4a",
+                    extra=dict(rules=list(rules), paper_reference="papers.md 2.4a",
                                train_wall_s=sum(r["wall_s"] for r in runs)))
     print(format_table(table, scale))
     return dict(runs=runs, table=table, out=str(out))
@@ -148,8 +166,9 @@ def plot(hist_rows: list, table: list, path, scale: dict) -> None:
     styles = dict(none=("o", "-"), l1l2=("s", "-"), mp=("^", "--"), mp_l1l2=("v", "--"),
                   magnitude_l1l2=("D", ":"), rank_l1l2=("P", "-."))
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
-    n_rules = len(RULES)
-    for j, rule in enumerate(RULES):
+    rules = [r["rule"] for r in table]
+    n_rules = len(rules)
+    for j, rule in enumerate(rules):
         rows = [h for h in hist_rows if h["rule"] == rule]
         epochs = np.array(sorted({h["epoch"] for h in rows}))
         acc = np.array([[h["test_acc"] for h in rows if h["epoch"] == e] for e in epochs]) * 100
@@ -168,7 +187,7 @@ def plot(hist_rows: list, table: list, path, scale: dict) -> None:
     axes[0].set(xlabel="epoch", ylabel="test accuracy (%)", title=f"test accuracy, mean +- std over {n_seeds} seeds")
     axes[1].set(xlabel="epoch", ylabel="non-zero parameters (count_nonzero)",
                 title="non-zero parameters (factorised layers: stored = non-zero)")
-    axes[2].set_xticks(range(n_rules), RULES, rotation=25, fontsize=8)
+    axes[2].set_xticks(range(n_rules), rules, rotation=25, fontsize=8)
     axes[2].set(ylabel="final test accuracy (%)", title="final test accuracy: seeds (dots), mean +- std (bar)")
     for ax in axes[:2]:
         ax.set_xticks(sorted({h["epoch"] for h in hist_rows}))
@@ -182,8 +201,14 @@ def plot(hist_rows: list, table: list, path, scale: dict) -> None:
     plt.close(fig)
 
 
+def _extra(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--width", type=int, default=None,
+                   help="hidden width W of the scale's net (same depth; the scale study), default the scale's")
+    p.add_argument("--rules", default=None, help=f"comma list of rules to run (default all: {','.join(RULES)})")
+
+
 def main(argv: list[str] | None = None) -> int:
-    return C.run_main(NAME, __doc__, DEFAULT_SEEDS, run, argv)
+    return C.run_main(NAME, __doc__, DEFAULT_SEEDS, run, argv, extra=_extra)
 
 
 if __name__ == "__main__":
