@@ -367,16 +367,14 @@ _EDGE_ATTR = "rmt_sv_edge"
 
 
 def rank_truncate(model: nn.Module, rank: int, **kwargs) -> tuple[nn.Module, list[LayerCut]]:
-    """Truncate every layer at the fixed rank min(``rank``, current rank) (baseline).
+    """Truncate every layer at the fixed rank min(max(``rank``, ``min_rank``), current rank) (baseline).
 
-    The rank asked for is the rank kept: ``min_rank`` (None or absent) means 1 here, not the model's output
-    dimension (:func:`default_min_rank`), so an explicit ``rank`` is never raised silently. Pass ``min_rank`` to
-    floor it.
+    Like every SVD truncation, the kept rank is floored at ``min_rank``, which defaults to the model's output
+    dimension (:func:`default_min_rank`, one default for API and CLI); pass ``min_rank=1`` to keep exactly ``rank``.
+    The floor is visible in each :class:`LayerCut`'s ``rank_after``.
     """
     if not isinstance(rank, (int, np.integer)) or isinstance(rank, bool) or rank < 1:
         raise ValueError(f"rank must be an integer >= 1, got {rank!r}")
-    if kwargs.get("min_rank") is None:
-        kwargs["min_rank"] = 1
     return svd_truncate(model, lambda name, module, svd: (int(rank), {}), **kwargs)
 
 

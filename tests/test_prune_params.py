@@ -33,9 +33,18 @@ def test_tied_weights_counted_once():
 
 def test_factorised_layers_count_what_they_store():
     model = nn.Sequential(nn.Linear(100, 80), nn.ReLU(), nn.Linear(80, 10))
-    low, cuts = rank_truncate(model, 5)
+    low, cuts = rank_truncate(model, 5, min_rank=1)
     assert count_parameters(low) == 5 * (100 + 80) + 80 + 5 * (80 + 10) + 10
     assert count_parameters(low) == sum(c.params_after for c in cuts) + 80 + 10  # biases on top of the weights
+
+
+def test_rank_truncate_floors_at_the_output_dimension_by_default():
+    """One default for API and CLI (issue 13): the kept rank is never below the number of outputs unless asked."""
+    model = nn.Sequential(nn.Linear(100, 80), nn.ReLU(), nn.Linear(80, 10))
+    _, cuts = rank_truncate(model, 5)
+    assert [c.rank_after for c in cuts] == [10, 10]
+    _, cuts = rank_truncate(model, 5, min_rank=1)
+    assert [c.rank_after for c in cuts] == [5, 5]
 
 
 def test_count_nonzero():

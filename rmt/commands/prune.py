@@ -296,9 +296,8 @@ def register(sub) -> None:
     g.add_argument("--rank", type=opt.positive_int, help="rank: the kept rank")
     g.add_argument("--energy", type=opt.fraction, default=0.9, help="energy: kept fraction of sum s^2 (default 0.9)")
     g.add_argument("--min-rank", type=opt.positive_int, default=None,
-                   help="mp/energy: never keep fewer values (default: the model's output dimension, as the "
-                        "seed code; 1 allows rank-1 layers, which collapse a classifier); rank: default 1, "
-                        "--rank is kept as given")
+                   help="SVD methods: never keep fewer values (default: the model's output dimension, as the "
+                        "seed code; 1 allows rank-1 layers, which collapse a classifier)")
     g.add_argument("--factorize", default="auto", choices=("auto", "always", "never"))
     g.add_argument("--amount", type=opt.fraction, help="sparsity methods: target fraction of zeros / reduction")
     g.add_argument("--scope", default="global", choices=("global", "layer"), help="magnitude/spectral scope")
