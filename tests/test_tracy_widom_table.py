@@ -354,18 +354,28 @@ def test_expansion_derivatives(beta):
 
 # --------------------------------------------------------------------------- the shipped tables
 def test_tables_rebuild_bit_for_bit():
-    """A cheap slice of the build (first, split, last pieces; beta 4's mpmath-traces pieces)
-    reproduces the shipped coefficients exactly."""
+    """A cheap slice of the build (first, split, last pieces; beta 4's mpmath-traces pieces) reproduces the
+    shipped coefficients: bit for bit on the platform that built them (numpy, BLAS and its run-time kernel:
+    ``build.platform_key``), and on any other to within rounding of the values (cdf absolute, 1 - F relative)."""
     with np.load(twm._DATA) as data:
         shipped = {k: data[k] for k in data.files}
+    same_platform = str(shipped["platform"]) == build.platform_key()
+    t = np.linspace(-1.0, 1.0, 401)
     for beta in BETAS:
         n = build.pieces(beta).size
         split = int(np.argmax(shipped[f"upper{beta}"]))
         idx = [0, split - 1, split, n - 1] + ([int((4.0 - build.RANGE[4][0]) / build.H)] if beta == 4 else [])
         for i in idx:
             part = build.build(betas=(beta,), only=slice(i, i + 1))
-            assert np.array_equal(part[f"coef{beta}"][:, 0], shipped[f"coef{beta}"][:, i]), (beta, i)
+            new, old = part[f"coef{beta}"][:, 0], shipped[f"coef{beta}"][:, i]
             assert part[f"upper{beta}"][0] == shipped[f"upper{beta}"][i]
+            if same_platform:
+                assert np.array_equal(new, old), (beta, i)
+            g_new, g_old = np.polynomial.polynomial.polyval(t, new), np.polynomial.polynomial.polyval(t, old)
+            if shipped[f"upper{beta}"][i]:  # g = log(1 - F): relative error of the upper tail
+                assert np.abs(np.expm1(g_new - g_old)).max() <= 5e-14, (beta, i)
+            else:  # g = log F: absolute error of the cdf
+                assert np.abs(np.exp(g_new) - np.exp(g_old)).max() <= 4e-15, (beta, i)
         assert np.array_equal(shipped[f"range{beta}"], np.array(build.RANGE[beta]))
     assert float(shipped["H"]) == build.H and int(shipped["DEG"]) == build.DEG
 

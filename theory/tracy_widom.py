@@ -53,7 +53,8 @@ From the eigenvalues mu_k of M (one symmetric eigendecomposition per point, batc
   dA_s/ds = Ai'(s + u + v), evaluated in the same eigenbasis.
 
 Accuracy of the Fredholm path, measured against a 32-digit mpmath evaluation (``theory._tw_mpmath``,
-also reachable as ``cdf(s, dps=...)``) on [-8, 8]: cdf absolute error <= 1.1e-16 for beta = 1, 2, 4; upper-tail
+also reachable as ``cdf(s, dps=...)``) on [-8, 8]: cdf absolute error <= 5e-16 for beta = 1, 2, 4 (beta 4 had
+1.1e-14 near s = -2.8 with 8 fewer nodes; ``_node_count``); upper-tail
 relative error <= 5.3e-16 (beta 1), 1.4e-15 (beta 2), 9.3e-14 (beta 4) on [0, 8]. For beta = 4
 the tail is -(e2 + ...) ~ -mu1 mu2 and rounding is amplified by mu1/|mu2|, which grows with s
 (~2e-12 at s = 11). Below s = -10 (beta 1, 2; -10/sqrt2 for beta 4) the determinant of I - A_s is
@@ -88,9 +89,10 @@ def _interval_length(s: np.ndarray) -> np.ndarray:
 
 def _node_count(s: float) -> int:
     """Gauss-Legendre nodes for the point s (converged to rounding; see the convergence test)."""
-    # measured: 32 nodes reach rounding level for s >= 0, 40 at s = -4, 48 at s = -8; the
-    # oscillatory range s < 0 costs ~2 nodes per unit of |s|. 40 is the floor, for margin.
-    return max(40, int(8 * math.ceil((32 + 2.0 * max(-s, 0.0)) / 8)))
+    # measured: 32 nodes reach rounding level for s >= 0, 40 at s = -4, 48 at s = -8 for beta 1, 2;
+    # beta 4 (its own kernel argument) needed 8 more near s = -2.8 (40 nodes left 1.1e-14 in the cdf,
+    # 48 give 6e-16 against mpmath). The oscillatory range s < 0 costs ~2 nodes per unit of |s|.
+    return max(48, int(8 * math.ceil((40 + 2.0 * max(-s, 0.0)) / 8)))
 
 
 _AIRY_H, _AIRY_LO, _AIRY_HI = 0.25, -48.0, 124.0
