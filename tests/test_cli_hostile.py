@@ -186,8 +186,14 @@ def test_interrupt_during_save_leaves_no_temporary_file(tmp_path, capsys, monkey
         os.kill(os.getpid(), signum)  # arrives while the temporary file exists
 
     monkeypatch.setattr(torch, "save", save_then_signal)
-    rc = main(["prune", "mnist-cnn", "--method", "rank", "--rank", "8", "--no-eval", "--no-progress",
-               "--out", str(out)])
+    # Python's own SIGINT handler, whatever an earlier test or library installed (a run of the full suite once
+    # returned 0 here: the interrupt never reached the command)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        rc = main(["prune", "mnist-cnn", "--method", "rank", "--rank", "8", "--no-eval", "--no-progress",
+                   "--out", str(out)])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert rc == code
     err = _err(capsys)
     assert "interrupted" in err and f"{out} unchanged" in err
