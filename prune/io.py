@@ -7,7 +7,7 @@ holds only plain data, so it loads with ``torch.load(path, weights_only=True)``:
     {"format": "rmt-pruned", "version": 1,
      "recipe": "<JSON>",           # base architecture + list of layer replacements + mask names
      "state_dict": {...},          # every parameter and buffer, in its own dtype
-     "masks": {name: bool tensor}} # sparsity masks (prune.sparsify), possibly empty
+     "masks": {name: bool tensor}} # sparsity masks (prune.masks), possibly empty
 
 The recipe's ``base`` is the model's ``rmt_base`` record (set by :func:`prune.models.build_model` /
 ``load_model``, by :mod:`prune.hf` and by :func:`prune.models.resolve.resolve_model`): a registry name with its
@@ -274,7 +274,7 @@ def save_pruned(model: nn.Module, path: str | os.PathLike, *, base: Mapping | No
         A model with an ``rmt_base`` record (from :mod:`prune.models` or :mod:`prune.hf`) or ``base`` given.
     path : file to write (its directory must exist)
     base : the base record, overriding ``model.rmt_base``
-    masks : {parameter name: bool tensor}, the frozen sparsity masks (:mod:`prune.sparsify`) to keep with it
+    masks : {parameter name: bool tensor}, the frozen sparsity masks (:mod:`prune.masks`) to keep with it
     extra : JSON-able metadata stored in the recipe (e.g. the pruning method and its options)
 
     Raises

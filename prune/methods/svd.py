@@ -32,8 +32,8 @@ from torch import nn
 
 from theory import SpectrumReport, fit_eigenvalues
 
-from .defaults import BEMA_ALPHA, BEMA_BETA
-from .layers import (
+from ..defaults import BEMA_ALPHA, BEMA_BETA
+from ..layers import (
     FactorizedConv2d,
     FactorizedLinear,
     factorization_saves,

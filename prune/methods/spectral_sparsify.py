@@ -39,7 +39,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .sparsify import Masks, _check_amount, _check_model, magnitude_prune, prunable_weights
+from ..masks import Masks, _check_amount, _check_model, prunable_weights
+from .magnitude import magnitude_prune
 
 __all__ = [
     "keep_probabilities",
@@ -150,7 +151,7 @@ def spectral_sparsify(model: nn.Module, *, amount: float, scope: str = "layer", 
     Returns
     -------
     (nn.Module, dict)
-        The model (a copy unless ``inplace``) and its masks (``True`` = non-zero), for :func:`freeze_masks`.
+        The model (a copy unless ``inplace``) and its masks (``True`` = non-zero), for :func:`prune.masks.freeze_masks`.
     """
     _check_model(model)
     amount = _check_amount(amount)
