@@ -112,8 +112,10 @@ def build_base(base: Mapping) -> nn.Module:
     if not isinstance(base, Mapping):
         raise TypeError(f"base must be a dict (a model's rmt_base record), got {type(base).__name__}")
     kind = base.get("kind")
+    # Imported when a base is built, not with this module: prune.models' __init__ imports prune.models.registry,
+    # which imports this module (load_pruned). specs and source themselves import nothing from prune.io.
     if kind == "registry":
-        from .models.registry import build_model
+        from .models.specs import build_model
 
         model = build_model(base["name"], **base.get("kwargs", {}))
     elif kind == "hf-vit":
@@ -126,7 +128,7 @@ def build_base(base: Mapping) -> nn.Module:
         model = timm_vit(base["name"], **base.get("kwargs", {}))
     elif kind == "module":
         # A user's 'file.py:Name' / 'package.module:Name': importing it RUNS that file's or module's code.
-        from .models.resolve import build_from_source
+        from .models.source import build_from_source
 
         model = build_from_source(base["source"], base.get("kwargs", {}))
     elif kind == "torchscript":
@@ -159,7 +161,7 @@ def model_recipe(model: nn.Module, base: Mapping | None = None, masks: Mapping[s
         raise ValueError(f"model ({type(model).__name__}) has no rmt_base record of where it came from: load it "
                          "with prune.models.resolve.resolve_model('file.py:Name', weights=...) or pass base= (e.g. "
                          "prune.models.resolve.source_record('pkg.module:Name', kwargs) or "
-                         "prune.models.registry.base_spec('mnist-cnn'))")
+                         "prune.models.specs.base_spec('mnist-cnn'))")
     rebuilt = build_base(base)
     ref = dict(rebuilt.named_modules())
     replacements, replaced = [], []
