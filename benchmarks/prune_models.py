@@ -46,11 +46,13 @@ import torch
 
 from prune.evaluate import evaluate, load_inputs
 from prune.finetune import finetune
-from prune.models.registry import eval_spec, load_model
+from prune.methods.magnitude import magnitude_prune
+from prune.methods.mp_cycles import rmt_cycle_prune
+from prune.methods.spectral_sparsify import spectral_sparsify
+from prune.methods.svd import energy_truncate, mp_truncate, rank_truncate
+from prune.models.registry import load_model
+from prune.models.specs import eval_spec
 from prune.params import count_nonzero, count_parameters
-from prune.sparsify import magnitude_prune, rmt_cycle_prune
-from prune.spectral_sparsify import spectral_sparsify
-from prune.svd import energy_truncate, mp_truncate, rank_truncate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FIELDS = ["model", "method", "setting", "finetuned", "params_dense", "params_remaining", "reduction", "accuracy",

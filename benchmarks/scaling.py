@@ -3,7 +3,7 @@
 For W of shape (N, N/2) (float32, Gaussian entries with a rank-8 planted signal), N = 256 .. 8192:
 
 * ``fit_spectrum(W)`` (ESD + BEMA + MP-fit error) and, as its limit, the bare float64 Gram + eigvalsh;
-* one pruning step, ``prune.svd.mp_truncate`` of a one-layer model ``nn.Linear(N/2, N)`` (deep copy, float64
+* one pruning step, ``prune.methods.svd.mp_truncate`` of a one-layer model ``nn.Linear(N/2, N)`` (deep copy, float64
   thin SVD, BEMA, factorised layer), and, as its limit, the bare float64 thin SVD ``torch.linalg.svd``.
 
 Median of the repeats (3 up to N = 1024, then 1); the fitted exponent b of time ~ a N^b is the least-squares
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prune.svd import mp_truncate
+from prune.methods.svd import mp_truncate
 from theory import fit_spectrum
 
 

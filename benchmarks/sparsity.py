@@ -32,9 +32,11 @@ import torch
 
 from prune.evaluate import evaluate, load_inputs
 from prune.finetune import finetune
+from prune.masks import global_sparsity
 from prune.methods import hybrid_prune, seb_prune, ser_prune, spectral_budget_prune
-from prune.models.registry import eval_spec, load_model
-from prune.sparsify import global_sparsity, magnitude_prune
+from prune.methods.magnitude import magnitude_prune
+from prune.models.registry import load_model
+from prune.models.specs import eval_spec
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = RESULTS / "sparsity_cache"

@@ -3,7 +3,7 @@
 For a few layers of the shared MNIST CNN and CIFAR ResNet-56 (conv kernels as their C_out x C_in k k matrix), and
 target sparsities 0.5 / 0.7 / 0.8 / 0.9, measures ||W - W_s||_2 / ||W||_2, the worst shift of the top-10 singular
 values relative to s_1, and the relative Frobenius error, for global-magnitude thresholding of the layer and for
-the sampler of ``prune.spectral_sparsify`` (p ~ |w|^q, q = 1 and 2, rescaled by 1/p; seeds 0-2).
+the sampler of ``prune.methods.spectral_sparsify`` (p ~ |w|^q, q = 1 and 2, rescaled by 1/p; seeds 0-2).
 
 Writes ``benchmarks/results/spectral_error_layers.csv`` and ``.json`` (command, versions).
 Run: ``RMT_DATA_DIR=/work/shared/data python benchmarks/spectral_error_layers.py``.
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prune.methods.spectral_sparsify import sparsification_curve
 from prune.models.registry import load_model
-from prune.spectral_sparsify import sparsification_curve
 
 LAYERS = {"mnist-cnn": ["features.3.weight", "classifier.0.weight"],
           "resnet56": ["layer1.0.conv1.weight", "layer2.4.conv2.weight", "layer3.8.conv2.weight"]}

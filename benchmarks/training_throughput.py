@@ -11,7 +11,7 @@ batch 128, SGD momentum 0.9, lr 0.01 decayed 0.84 per epoch), the same mini-batc
 * ``prune.training.train, prune="mp", l1/l2`` - the same with the explicit L1 + L2 penalties (1e-6 each).
 
 samples/s = epochs * n_train / wall time (training, pruning and evaluation included). The cost of one RMT step
-(``prune.svd.mp_truncate`` of the freshly initialised net) is timed on its own, and as a share of an epoch.
+(``prune.methods.svd.mp_truncate`` of the freshly initialised net) is timed on its own, and as a share of an epoch.
 Median of ``--repeats`` runs per variant, run round-robin.
 
     RMT_DATA_DIR=/work/shared/data python benchmarks/training_throughput.py          # 60k samples, 3 epochs
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from prune.data import load_idx_dataset
+from prune.methods.svd import mp_truncate
 from prune.models.fc import FCNet
-from prune.svd import mp_truncate
 from prune.training import TrainConfig, image_tensors, train
 from simulations.experiments.fc_table import SCALES
 

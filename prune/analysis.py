@@ -211,7 +211,7 @@ def analyze(model: nn.Module, alpha: float = BEMA_ALPHA, beta: float = BEMA_BETA
     model : nn.Module
     alpha, beta : float
         BEMA trimming in (0, 1/2) and Tracy-Widom level in (0, 1); default :data:`prune.defaults.BEMA_ALPHA` /
-        ``BEMA_BETA``, the same as :func:`prune.svd.mp_truncate`'s, so ``n_spikes`` is the rank it keeps.
+        ``BEMA_BETA``, the same as :func:`prune.methods.svd.mp_truncate`'s, so ``n_spikes`` is the rank it keeps.
     conv_view : "im2col" or "slices"
     split_qkv : bool
         Also analyse the q, k, v blocks of fused attention projections.

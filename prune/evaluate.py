@@ -130,7 +130,7 @@ def evaluate(model: nn.Module, dataset: str | None = None, split: str = "test",
     (to score several models on the same images; then the normalisation is the caller's). See
     :func:`load_inputs` for the other arguments.
     """
-    from .models.registry import eval_spec
+    from .models.specs import eval_spec
 
     rec_ds, rec_norm = eval_spec(model) if isinstance(model, nn.Module) else (None, None)
     if dataset is None:

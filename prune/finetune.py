@@ -3,7 +3,7 @@ r"""Fine-tuning a pruned model with its sparsity frozen (seed paper 2's ``fine_t
 The loop: mini-batch SGD (momentum) or AdamW on the cross-entropy (or any loss), a learning rate that
 is held at ``warmup_factor`` x lr for ``warmup_epochs`` and then follows a cosine from lr to 0 over the
 remaining steps (the seed: ConstantLR x 0.01 for 2 epochs, then cosine), gradient-norm clipping at 1.0,
-masks frozen (:class:`prune.sparsify.FrozenMasks`: masked weights get no gradient and are re-zeroed, with
+masks frozen (:class:`prune.masks.FrozenMasks`: masked weights get no gradient and are re-zeroed, with
 the optimiser state, after each step), a tqdm bar, an evaluation after each epoch, and a checkpoint after
 each epoch from which an interrupted run resumes to the same result.
 
@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from .sparsify import FrozenMasks, masks_from_model
+from .masks import FrozenMasks, masks_from_model
 
 __all__ = ["finetune", "lr_factor"]
 

@@ -7,7 +7,7 @@ holds only plain data, so it loads with ``torch.load(path, weights_only=True)``:
     {"format": "rmt-pruned", "version": 1,
      "recipe": "<JSON>",           # base architecture + list of layer replacements + mask names
      "state_dict": {...},          # every parameter and buffer, in its own dtype
-     "masks": {name: bool tensor}} # sparsity masks (prune.sparsify), possibly empty
+     "masks": {name: bool tensor}} # sparsity masks (prune.masks), possibly empty
 
 The recipe's ``base`` is the model's ``rmt_base`` record (set by :func:`prune.models.build_model` /
 ``load_model``, by :mod:`prune.hf` and by :func:`prune.models.resolve.resolve_model`): a registry name with its
@@ -112,8 +112,10 @@ def build_base(base: Mapping) -> nn.Module:
     if not isinstance(base, Mapping):
         raise TypeError(f"base must be a dict (a model's rmt_base record), got {type(base).__name__}")
     kind = base.get("kind")
+    # Imported when a base is built, not with this module: prune.models' __init__ imports prune.models.registry,
+    # which imports this module (load_pruned). specs and source themselves import nothing from prune.io.
     if kind == "registry":
-        from .models.registry import build_model
+        from .models.specs import build_model
 
         model = build_model(base["name"], **base.get("kwargs", {}))
     elif kind == "hf-vit":
@@ -126,7 +128,7 @@ def build_base(base: Mapping) -> nn.Module:
         model = timm_vit(base["name"], **base.get("kwargs", {}))
     elif kind == "module":
         # A user's 'file.py:Name' / 'package.module:Name': importing it RUNS that file's or module's code.
-        from .models.resolve import build_from_source
+        from .models.source import build_from_source
 
         model = build_from_source(base["source"], base.get("kwargs", {}))
     elif kind == "torchscript":
@@ -159,7 +161,7 @@ def model_recipe(model: nn.Module, base: Mapping | None = None, masks: Mapping[s
         raise ValueError(f"model ({type(model).__name__}) has no rmt_base record of where it came from: load it "
                          "with prune.models.resolve.resolve_model('file.py:Name', weights=...) or pass base= (e.g. "
                          "prune.models.resolve.source_record('pkg.module:Name', kwargs) or "
-                         "prune.models.registry.base_spec('mnist-cnn'))")
+                         "prune.models.specs.base_spec('mnist-cnn'))")
     rebuilt = build_base(base)
     ref = dict(rebuilt.named_modules())
     replacements, replaced = [], []
@@ -274,7 +276,7 @@ def save_pruned(model: nn.Module, path: str | os.PathLike, *, base: Mapping | No
         A model with an ``rmt_base`` record (from :mod:`prune.models` or :mod:`prune.hf`) or ``base`` given.
     path : file to write (its directory must exist)
     base : the base record, overriding ``model.rmt_base``
-    masks : {parameter name: bool tensor}, the frozen sparsity masks (:mod:`prune.sparsify`) to keep with it
+    masks : {parameter name: bool tensor}, the frozen sparsity masks (:mod:`prune.masks`) to keep with it
     extra : JSON-able metadata stored in the recipe (e.g. the pruning method and its options)
 
     Raises

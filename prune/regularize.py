@@ -11,7 +11,7 @@ a group lasso (the Frobenius norm of each weight tensor :math:`P_\ell`) weighted
 MP (:math:`\mu_\ell`, its MP-fit error; i the cycle), plus L1 and L2 penalties; the seed's constants are
 g = 1e-6, a_1 = 5e-7, a_2 = 2e-7, K = 1e4, AdamW lr 5e-8 with weight decay 2e-7, cosine annealing over
 the phase's steps. The gradients of layer :math:`\ell` are then also multiplied by :math:`\kappa_\ell`, and
-pruned (masked) weights stay exactly 0 (:class:`prune.sparsify.FrozenMasks`).
+pruned (masked) weights stay exactly 0 (:class:`prune.masks.FrozenMasks`).
 
 The penalties act on the prunable weights (Linear / Conv2d / factor weights), the tensors the MP fit is
 about; biases and norm parameters are not touched. With the seed's tiny learning rate the phase moves
@@ -26,7 +26,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from .sparsify import FrozenMasks, masks_from_model, prunable_weights
+from .masks import FrozenMasks, masks_from_model, prunable_weights
 
 __all__ = ["layer_kappas", "regularization_loss", "regularize"]
 
@@ -90,8 +90,8 @@ def regularize(model: nn.Module, steps: int, *, mus: Mapping[str, float] | None 
     steps : int >= 0
         E_i; the seed runs 5000 + 1000 (i - 1) steps in cycle i.
     mus : dict, optional
-        Layer name -> MP-fit error :math:`\mu_\ell` (e.g. from :func:`prune.sparsify.mp_magnitude_prune`'s rows);
-        layers without one get :math:`\kappa = 1`.
+        Layer name -> MP-fit error :math:`\mu_\ell` (e.g. from the rows of
+        :func:`prune.methods.mp_cycles.mp_magnitude_prune`); layers without one get :math:`\kappa = 1`.
     cycle : int
         i in :math:`\kappa_\ell`.
     lr, weight_decay, group_lasso, l1, l2, kappa_scale : float

@@ -15,15 +15,15 @@ The loop, top to bottom (:func:`train`)::
 
 Pruning rules (``TrainConfig.prune``):
 
-* ``"mp"``: :func:`prune.svd.mp_truncate` with ``bulk_keep=f``: per layer keep the
+* ``"mp"``: :func:`prune.methods.svd.mp_truncate` with ``bulk_keep=f``: per layer keep the
   :math:`k_{sig}` values above the BEMA edge plus :math:`\lfloor f\,k_{bulk} \rfloor` bulk ones; a layer whose
   MP-fit error is ``>= fit_cutoff`` is left alone; two thin layers when that stores fewer numbers, else
   recomposed (papers.md 1.2 steps 1-5). The seed code's off-by-one in the edge index is not repeated
   (``mp_truncate`` uses BEMA's exact spike count).
 * ``"rank"`` (baseline): every layer truncated to one common rank k (``rank``), or, given a parameter
   ``budget`` per epoch, the largest common k whose stored weights fit the budget.
-* ``"magnitude"`` (baseline): global magnitude pruning (:func:`prune.sparsify.magnitude_prune`) down to the
-  epoch's ``budget`` of non-zero weights, masks frozen until the next step (:func:`prune.sparsify.freeze_masks`).
+* ``"magnitude"`` (baseline): global magnitude pruning (:func:`prune.methods.magnitude.magnitude_prune`) down to the
+  epoch's ``budget`` of non-zero weights, masks frozen until the next step (:func:`prune.masks.freeze_masks`).
 
 The budgets let the baselines run "on the same footing" as an MP run: the experiment passes the MP run's
 stored-weight count at every pruning epoch.
@@ -31,7 +31,7 @@ stored-weight count at every pruning epoch.
 Optimiser state: the seed code re-creates SGD after every pruning step (papers.md 1.2 step 7), dropping all
 momentum. We re-create it too, but by default (``carry_momentum=True``) copy the momentum buffer of every
 parameter that the step did not replace (layers left unchanged, and all weights under magnitude pruning,
-whose masked entries :class:`~prune.sparsify.FrozenMasks` zeroes in the buffer); a layer that was cut gets
+whose masked entries :class:`~prune.masks.FrozenMasks` zeroes in the buffer); a layer that was cut gets
 new tensors and starts with zero momentum. ``carry_momentum=False`` is the seed code's behaviour.
 
 Determinism: the mini-batch order comes from a ``torch.Generator`` seeded with ``seed``; dropout draws from
@@ -55,8 +55,8 @@ from torch import nn
 
 from .layers import (FactorizedConv2d, FactorizedLinear, factorization_saves, from_factors, matrix_shape,
                      prunable_layers, set_submodule, stored_parameters, with_matrix)
+from .methods.svd import mp_truncate, rank_truncate
 from .params import count_nonzero, count_parameters
-from .svd import mp_truncate, rank_truncate
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "penalty", "bulk_schedule", "learning_rate",
            "image_tensors", "add_penalty_grad", "layer_structure", "restructure", "weight_counts", "uniform_rank_for_budget",
@@ -254,7 +254,7 @@ def restructure(model: nn.Module, structure: dict) -> nn.Module:
 
 def weight_counts(model: nn.Module) -> tuple[int, int]:
     """(stored, non-zero) entries of the prunable layers' weights (factorised layers count k (N + M))."""
-    from .sparsify import prunable_weights
+    from .masks import prunable_weights
 
     stored = sum(stored_parameters(m) for _, m in prunable_layers(model))
     with torch.no_grad():
@@ -326,7 +326,8 @@ def prune_step(model: nn.Module, cfg: TrainConfig, epoch: int) -> tuple[list, ob
         _, cuts = rank_truncate(model, int(k), layers=cfg.prune_layers, inplace=True, min_rank=cfg.min_rank)
         rows += [c.as_dict() for c in cuts]
     elif cfg.prune == "magnitude":
-        from .sparsify import magnitude_prune, prunable_weights
+        from .masks import prunable_weights
+        from .methods.magnitude import magnitude_prune
 
         if epoch not in cfg.budget:
             return rows, None
@@ -397,7 +398,7 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor], test_
     if len(x_tr) != len(y_tr) or len(x_te) != len(y_te) or len(x_tr) == 0:
         raise ValueError(f"train/test inputs and labels must be non-empty and of equal length, got "
                          f"{len(x_tr)}/{len(y_tr)} and {len(x_te)}/{len(y_te)}")
-    from .sparsify import FrozenMasks, masks_from_model
+    from .masks import FrozenMasks, masks_from_model
 
     model = model if inplace else copy.deepcopy(model)
     dev = next(model.parameters()).device

@@ -19,9 +19,9 @@ from prune.analysis import analyze
 from prune.errors import ModelFileError
 from prune.evaluate import evaluate
 from prune.io import load_pruned, read_pruned, save_pruned
+from prune.methods.svd import mp_truncate, rank_truncate
 from prune.models import checkpoints
 from prune.models.resolve import InputSpec, resolve_model
-from prune.svd import mp_truncate, rank_truncate
 from rmt.cli import main
 
 NET = textwrap.dedent("""
@@ -187,7 +187,7 @@ def test_cli_prune_external_model_every_method(user_model, tmp_path, shared_env,
     assert bool(loaded.masks) == (method not in ("mp", "rank"))
     assert report["accuracy_after"] == evaluate(loaded.model, limit=200, seed=1).accuracy  # recorded inputs
     if method in ("mp", "magnitude"):  # deterministic: the file is the Python API's result, bit for bit
-        from prune.sparsify import magnitude_prune
+        from prune.methods.magnitude import magnitude_prune
 
         ref = mp_truncate(model)[0] if method == "mp" else magnitude_prune(model, amount=0.5)[0]
         assert _equal(ref, loaded.model, _x(2))

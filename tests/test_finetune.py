@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from prune.finetune import finetune, lr_factor
-from prune.sparsify import magnitude_prune
+from prune.methods.magnitude import magnitude_prune
 from test_sparsify import _same_state, _state
 
 

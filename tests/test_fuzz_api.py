@@ -29,8 +29,8 @@ from torch import nn
 
 import prune
 import theory
+from prune.methods.svd import energy_truncate, mp_truncate, rank_truncate
 from prune.params import count_parameters
-from prune.svd import energy_truncate, mp_truncate, rank_truncate
 
 CLEAN = (ValueError, TypeError)
 
@@ -539,23 +539,32 @@ def _net(seed: int = 0) -> nn.Module:
 
 
 def _masks(model):
-    from prune.sparsify import magnitude_prune
+    from prune.methods.magnitude import magnitude_prune
 
     return magnitude_prune(model, amount=0.5)[1]
 
 
+# training data of the selection phase of SER (inputs of _net's shape, 24 classes)
+_TRAIN = (torch.randn(64, 3, 6, 6, generator=torch.Generator().manual_seed(0)),
+          torch.randint(0, 24, (64,), generator=torch.Generator().manual_seed(1)))
+
 # function name -> (module, extra keyword arguments); every call goes with the default inplace=False
 PRUNE_CALLS = {
-    "svd_truncate": ("prune.svd", dict(rule=lambda name, module, svd: (2, {}))),
-    "mp_truncate": ("prune.svd", dict(bulk_keep=0.3)),
-    "rank_truncate": ("prune.svd", dict(rank=3)),
-    "energy_truncate": ("prune.svd", dict(energy=0.5)),
-    "magnitude_prune": ("prune.sparsify", dict(amount=0.5)),
-    "apply_masks": ("prune.sparsify", dict(masks=_masks)),
-    "sparsify_singular_vectors": ("prune.sparsify", dict(theta=0.05)),
-    "mp_magnitude_prune": ("prune.sparsify", dict(reduction=0.3)),
-    "rmt_cycle_prune": ("prune.sparsify", dict(target_sparsity=0.3, max_cycles=1, reg_steps=2, progress=False)),
-    "spectral_sparsify": ("prune.spectral_sparsify", dict(amount=0.3)),
+    "svd_truncate": ("prune.methods.svd", dict(rule=lambda name, module, svd: (2, {}))),
+    "mp_truncate": ("prune.methods.svd", dict(bulk_keep=0.3)),
+    "rank_truncate": ("prune.methods.svd", dict(rank=3)),
+    "energy_truncate": ("prune.methods.svd", dict(energy=0.5)),
+    "magnitude_prune": ("prune.methods.magnitude", dict(amount=0.5)),
+    "apply_masks": ("prune.masks", dict(masks=_masks)),
+    "sparsify_singular_vectors": ("prune.methods.singular_vectors", dict(theta=0.05)),
+    "mp_magnitude_prune": ("prune.methods.mp_cycles", dict(reduction=0.3)),
+    "rmt_cycle_prune": ("prune.methods.mp_cycles", dict(target_sparsity=0.3, max_cycles=1, reg_steps=2,
+                                                        progress=False)),
+    "spectral_sparsify": ("prune.methods.spectral_sparsify", dict(amount=0.3)),
+    "seb_prune": ("prune.methods.seb", dict(amount=0.5)),
+    "spectral_budget_prune": ("prune.methods.seb", dict(amount=0.5)),
+    "ser_prune": ("prune.methods.ser", dict(amount=0.5, train=_TRAIN, select_steps=2, batch_size=16)),
+    "hybrid_prune": ("prune.methods.ser", dict(amount=0.5, train=_TRAIN, select_steps=2, batch_size=16)),
     "regularize": ("prune.regularize", dict(steps=2)),
 }
 # public functions with an ``inplace`` flag that are not pruning steps (training loops): not covered here
@@ -563,11 +572,15 @@ NOT_PRUNING = {"train", "finetune"}
 
 
 def _prune_functions():
-    """(module name, function name) of every public function of prune.* with an ``inplace`` parameter."""
+    """(module name, function name) of every public function of prune.* and prune.methods.* with ``inplace``."""
+    import prune.methods
+
     out = []
-    for info in pkgutil.iter_modules(prune.__path__):
+    names = [f"prune.{i.name}" for i in pkgutil.iter_modules(prune.__path__)]
+    names += [f"prune.methods.{i.name}" for i in pkgutil.iter_modules(prune.methods.__path__)]
+    for name in names:
         try:
-            mod = importlib.import_module(f"prune.{info.name}")
+            mod = importlib.import_module(name)
         except ImportError:
             continue
         for fname, fn in vars(mod).items():
@@ -663,8 +676,8 @@ def test_save_failure_leaves_no_partial_file(tmp_path, monkeypatch, fail_at):
        st.sampled_from(["mp", "rank", "energy", "magnitude"]), st.floats(0.0, 1.0), st.integers(0, 1000))
 def test_reload_reproduces_outputs_and_analysis_exactly(tmp_path_factory, arch, rule, level, seed):
     from prune import io as pio
+    from prune.methods.magnitude import magnitude_prune
     from prune.models import build_model
-    from prune.sparsify import magnitude_prune
 
     torch.manual_seed(seed)
     model = build_model(arch, **({"dim": 32, "depth": 1, "heads": 2} if arch == "vit" else {}))

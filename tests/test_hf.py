@@ -35,7 +35,7 @@ def test_build_is_seeded_and_leaves_global_rng(hf):
 
 def test_analysis_and_pruning_work_on_hf_vit(hf):
     from prune.analysis import analyze
-    from prune.svd import mp_truncate
+    from prune.methods.svd import mp_truncate
 
     m = hf.hf_vit_from_config(**SMALL)
     table = analyze(m)
@@ -50,7 +50,7 @@ def test_analysis_and_pruning_work_on_hf_vit(hf):
     with torch.no_grad():
         assert p(x).logits.shape == (2, 10)
     # the reason the adapter leaves the patch projection dense: transformers reads its .weight
-    from prune.svd import rank_truncate
+    from prune.methods.svd import rank_truncate
 
     bad, _ = rank_truncate(m, 2, layers=["vit.embeddings.patch_embeddings.projection"], factorize="always")
     with pytest.raises(AttributeError, match="weight"):

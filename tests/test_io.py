@@ -8,10 +8,10 @@ from torch import nn
 
 from prune.io import load_pruned, read_pruned, save_pruned
 from prune.layers import FactorizedConv2d, FactorizedLinear
+from prune.methods.magnitude import magnitude_prune
+from prune.methods.svd import rank_truncate
 from prune.models import build_model
-from prune.models.registry import base_spec
-from prune.sparsify import magnitude_prune
-from prune.svd import rank_truncate
+from prune.models.specs import base_spec
 
 
 def _same(a: nn.Module, b: nn.Module, x: torch.Tensor) -> bool:

@@ -12,7 +12,7 @@ from torch import nn
 
 from prune.analysis import LayerRow, LayerTable, analyze, layer_matrices
 from prune.layers import FactorizedLinear
-from prune.svd import rank_truncate
+from prune.methods.svd import rank_truncate
 from simulations.generators import deformed, low_rank
 from theory import esd
 

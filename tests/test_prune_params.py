@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
+from prune.methods.svd import rank_truncate
 from prune.params import count_nonzero, count_parameters
-from prune.svd import rank_truncate
 
 
 def test_plain_model_matches_numel():

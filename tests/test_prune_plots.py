@@ -9,8 +9,8 @@ from torch import nn
 
 from prune import analyze
 from prune.analysis import LayerTable
+from prune.methods.svd import rank_truncate
 from prune.plots import plot_esd, save_esd_plots
-from prune.svd import rank_truncate
 from simulations.generators import deformed, low_rank
 from theory import MarchenkoPastur
 

@@ -1,4 +1,4 @@
-"""prune.svd: exact truncation (Eckart-Young), the factorise rule, the MP kept rank (no off-by-one), safety.
+"""prune.methods.svd: exact truncation (Eckart-Young), the factorise rule, the MP kept rank (no off-by-one), safety.
 
 Exactness claims are checked in float64. Planted-spike matrices come from simulations.generators
 (W = S + R, R of variance g / N): the identity "kept rank = BEMA's spike count" holds for every draw;
@@ -18,8 +18,8 @@ from torch import nn
 from prune.layers import FactorizedConv2d, FactorizedLinear, stored_parameters, weight_matrix
 from functools import partial
 
-from prune import svd as _svd
-from prune.svd import layer_svd, mp_keep_rank, truncate_layer
+from prune.methods import svd as _svd
+from prune.methods.svd import layer_svd, mp_keep_rank, truncate_layer
 from simulations.generators import deformed, low_rank, noise
 from theory import bema, esd, fit_spectrum
 
@@ -27,7 +27,7 @@ D = torch.float64
 TOL = 1e-10
 
 # These tests check the arithmetic of the cut on single spiked layers, where the default floor (the model's output
-# dimension, prune.svd.default_min_rank) would be the layer's own size: they allow any rank >= 1.
+# dimension, prune.methods.svd.default_min_rank) would be the layer's own size: they allow any rank >= 1.
 mp_truncate, rank_truncate, energy_truncate, svd_truncate = (
     partial(f, min_rank=1) for f in (_svd.mp_truncate, _svd.rank_truncate, _svd.energy_truncate, _svd.svd_truncate))
 
@@ -180,7 +180,7 @@ def test_mp_kept_rank_is_exactly_bema_spike_count(n_spikes, seed, shape):
     out, cuts = mp_truncate(model, bulk_keep=0.0, alpha=0.25, beta=0.1)
     cut = cuts[0]
     p, n = min(N, M), max(N, M)
-    fit = bema(esd(W), p=p, n=n, alpha=0.25, beta=0.1)  # independent of prune.svd
+    fit = bema(esd(W), p=p, n=n, alpha=0.25, beta=0.1)  # independent of prune.methods.svd
     s = torch.linalg.svdvals(W)
     assert cut.n_spikes == fit.n_spikes
     assert cut.sv_edge == pytest.approx(fit.sv_edge, rel=1e-9)

@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
+from prune.masks import prunable_weights
+from prune.methods.magnitude import magnitude_prune
 from prune.regularize import layer_kappas, regularization_loss, regularize
-from prune.sparsify import magnitude_prune, prunable_weights
 from test_sparsify import MODELS, _same_state, _state
 
 

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from prune.finetune import finetune
+from prune.masks import global_sparsity
 from prune.methods import hybrid_prune, layer_spectra, seb_prune, seb_weights, ser_prune, spectral_budget_prune
 from prune.methods.seb import SEB_FLOOR, layer_type, seb_band
-from prune.sparsify import global_sparsity
 
 from _shared_paths import shared_env  # noqa: F401
 
@@ -113,7 +113,7 @@ def test_seb_weights_match_the_formula():
 
 
 def test_seb_below_030_is_global_magnitude():
-    from prune.sparsify import magnitude_prune
+    from prune.methods.magnitude import magnitude_prune
 
     _, m1, _ = seb_prune(Tiny(), 0.25)
     _, m2 = magnitude_prune(Tiny(), amount=0.25)

@@ -1,4 +1,5 @@
-"""Tests for prune.sparsify: masks, magnitude pruning, frozen masks, algorithms C and D, the cycle driver."""
+"""Tests for prune.masks (masks, frozen masks, reports) and prune.methods.magnitude / singular_vectors / mp_cycles
+(magnitude pruning, algorithms C and D, the cycle driver)."""
 import math
 
 import pytest
@@ -9,15 +10,8 @@ from torch import nn
 
 from prune.layers import FactorizedConv2d, FactorizedLinear, from_factors
 from prune.params import count_nonzero, count_parameters
-from prune.sparsify import (
-    apply_masks,
-    freeze_masks,
-    global_sparsity,
-    magnitude_prune,
-    masks_from_model,
-    prunable_weights,
-    sparsity_report,
-)
+from prune.masks import apply_masks, freeze_masks, global_sparsity, masks_from_model, prunable_weights, sparsity_report
+from prune.methods.magnitude import magnitude_prune
 
 
 class QKVBlock(nn.Module):
@@ -275,13 +269,9 @@ def test_sparsity_report(tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 from theory import fit_spectrum  # noqa: E402
 
-from prune.sparsify import (  # noqa: E402
-    mp_budget,
-    mp_magnitude_prune,
-    rmt_cycle_prune,
-    sparsify_singular_vectors,
-)
 from prune.layers import weight_matrix  # noqa: E402
+from prune.methods.mp_cycles import mp_budget, mp_magnitude_prune, rmt_cycle_prune  # noqa: E402
+from prune.methods.singular_vectors import sparsify_singular_vectors  # noqa: E402
 
 
 def _spiked_linear(N=120, M=80, seed=0):

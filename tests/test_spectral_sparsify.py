@@ -1,4 +1,4 @@
-"""Tests for prune.spectral_sparsify: water-filling probabilities, unbiasedness, spectral error vs magnitude."""
+"""Tests for prune.methods.spectral_sparsify: water-filling probabilities, unbiasedness, spectral error vs magnitude."""
 import math
 
 import numpy as np
@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from prune.sparsify import global_sparsity, prunable_weights
-from prune.spectral_sparsify import (
+from prune.masks import global_sparsity, prunable_weights
+from prune.methods.spectral_sparsify import (
     keep_probabilities,
     singular_value_error,
     sparsification_curve,

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from prune.layers import FactorizedLinear, prunable_layers
+from prune.methods.svd import layer_svd
 from prune.models.fashion_cnn import FashionCNN
 from prune.models.fc import FCNet
 from prune.params import count_parameters
-from prune.svd import layer_svd
 from prune.training import (TrainConfig, add_penalty_grad, bulk_schedule, evaluate, image_tensors, layer_structure,
                             learning_rate, load_trained, penalty, prune_step, restructure, train,
                             uniform_rank_for_budget, weight_counts)

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..sparsify import Masks, _check_amount, _check_model, _smallest_mask, prunable_weights
+from ..masks import Masks, _check_amount, _check_model, _smallest_mask, prunable_weights
 
 __all__ = ["SEB_BANDS", "SEB_FLOOR", "LayerSpectrum", "layer_spectra", "layer_type", "seb_band", "seb_weights",
            "seb_prune", "spectral_budget_prune", "input_feature_norms", "BudgetWeightRow"]

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..sparsify import Masks, _check_amount, _check_model, magnitude_prune
+from ..masks import Masks, _check_amount, _check_model
+from .magnitude import magnitude_prune
 from .seb import BudgetWeightRow, _groups, _rows, layer_spectra, seb_weights
 
 __all__ = ["ser_prune", "hybrid_prune", "HYBRID_SWITCH", "SER_RESERVE"]

@@ -21,15 +21,14 @@ model (``torch.save(model)``) is refused: unpickling it would run arbitrary code
 The input specification (:class:`InputSpec`) is the data set and the normalisation the model is scored on: from
 the registry or the saved file's record, overridden by ``dataset`` / ``mean`` / ``std`` / ``normalize=False``.
 Nothing is guessed: an unknown field stays unknown and :meth:`InputSpec.require` says what is missing.
+
+Building ``Name`` from its source is :mod:`prune.models.source` (shared with :mod:`prune.io`, which rebuilds saved
+models from it); the registered names are :mod:`prune.models.registry`.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import json
 import os
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,9 @@ import torch
 from torch import nn
 
 from ..errors import ModelFileError
+from ..io import FORMAT
+from .registry import MODEL_SPECS, load_model
+from .source import build_from_source, import_object
 
 __all__ = ["InputSpec", "resolve_model", "import_object", "build_from_source", "load_state_dict_file",
            "source_record", "input_spec", "parse_floats"]
@@ -118,66 +120,6 @@ def input_spec(base: Mapping | None, dataset: str | None = None, mean=None, std=
             raise ValueError(f"std must be > 0, got {std!r}")
         norm = (m, s)
     return InputSpec(ds, norm)
-
-
-def _file_module(path: Path):
-    """Import a .py file as a module (name derived from its absolute path, so two files never collide)."""
-    path = path.resolve()
-    name = f"rmt_user_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ModelFileError(path, "cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and pickling look the module up by name
-    sys.path.insert(0, str(path.parent))  # its sibling imports work as when run as a script
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
-
-
-def import_object(source: str):
-    """The object ``Name`` of ``path/to/file.py:Name`` or ``package.module:Name`` (runs the module's code)."""
-    where, sep, attr = source.rpartition(":")
-    if not sep or not where or not attr:
-        raise ValueError(f"model source must be 'path/to/file.py:Name' or 'package.module:Name', got {source!r}")
-    if where.endswith(".py"):
-        path = Path(where).expanduser()
-        if not path.is_file():
-            raise ValueError(f"model source {source!r}: {where} is not a file")
-        module = _file_module(path)
-    else:
-        try:
-            module = importlib.import_module(where)
-        except ImportError as err:
-            raise ValueError(f"model source {source!r}: cannot import module {where!r} ({err})") from err
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"model source {source!r}: {where} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
-
-
-def build_from_source(source: str, kwargs: Mapping | None = None) -> nn.Module:
-    """``Name(**kwargs)`` of ``source`` (a class or a factory), which must be an ``nn.Module``."""
-    kwargs = dict(kwargs or {})
-    obj = import_object(source)
-    if not callable(obj):
-        raise TypeError(f"model source {source!r} names a {type(obj).__name__}, not a class or factory")
-    try:
-        model = obj(**kwargs)
-    except TypeError as err:
-        raise TypeError(f"model source {source!r} could not be called with keyword arguments {kwargs}: {err}") from err
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model source {source!r} returned a {type(model).__name__}, not a torch.nn.Module")
-    return model
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -305,8 +247,6 @@ def resolve_model(model: str | os.PathLike, *, weights: str | os.PathLike | None
         raise TypeError(f"model_kwargs must be a JSON object (a dict), got {type(model_kwargs).__name__}")
     kwargs = dict(model_kwargs or {})
     path = Path(key).expanduser()
-    from .registry import MODEL_SPECS, load_model
-
     source = key.startswith("timm:") or (":" in key and key not in MODEL_SPECS and not path.exists())
     if (weights is not None or kwargs) and not source:
         raise ValueError(f"--weights and --model-kwargs apply to a 'file.py:Name' or 'package.module:Name' model, "
@@ -339,8 +279,6 @@ def resolve_model(model: str | os.PathLike, *, weights: str | os.PathLike | None
             net.rmt_base = dict(kind="torchscript", dataset=None, normalization=None)
         else:
             blob = _torch_load(path)
-            from ..io import FORMAT
-
             if isinstance(blob, dict) and blob.get("format") == FORMAT:
                 net = load_model(path)
             elif isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):

@@ -3,13 +3,18 @@ save it (reloadable to identical outputs) and write a JSON report.
 
 Methods (each a public function of :mod:`prune`):
 
-* ``mp``: MP-SVD truncation at the BEMA edge (prune.svd.mp_truncate), ``--bulk-keep``, ``--fit-cutoff``;
+* ``mp``: MP-SVD truncation at the BEMA edge (prune.methods.svd.mp_truncate), ``--bulk-keep``, ``--fit-cutoff``;
 * ``rank`` / ``energy``: fixed-rank / energy SVD truncation baselines (``--rank``, ``--energy``);
-* ``magnitude``: global (or ``--scope layer``) magnitude pruning to sparsity ``--amount`` (prune.sparsify);
-* ``mp-magnitude``: seed paper 2's Algorithm D with the MP-weighted budget, fraction ``--amount`` (one cycle);
-* ``sv-sparsify``: seed paper 2's Algorithm C, theta = paper_theta(``--theta-reduction``, N, M);
-* ``spectral``: spectrum-preserving element-wise sparsification to sparsity ``--amount`` (prune.spectral_sparsify);
-* ``rmt-cycle``: seed paper 2's Algorithm 3 (C + D + regularisation cycles) to sparsity ``--amount``;
+* ``magnitude``: global (or ``--scope layer``) magnitude pruning to sparsity ``--amount``
+  (prune.methods.magnitude);
+* ``mp-magnitude``: seed paper 2's Algorithm D with the MP-weighted budget, fraction ``--amount`` (one cycle;
+  prune.methods.mp_cycles);
+* ``sv-sparsify``: seed paper 2's Algorithm C, theta = paper_theta(``--theta-reduction``, N, M)
+  (prune.methods.singular_vectors);
+* ``spectral``: spectrum-preserving element-wise sparsification to sparsity ``--amount``
+  (prune.methods.spectral_sparsify);
+* ``rmt-cycle``: seed paper 2's Algorithm 3 (C + D + regularisation cycles) to sparsity ``--amount``
+  (prune.methods.mp_cycles);
 * ``seb``: Spectral Edge Budgeting (the successor paper; prune.methods.seb) to sparsity ``--amount``, data-free;
 * ``ser`` / ``hybrid``: Spectral Edge Reallocation / Hybrid Magnitude-SER (prune.methods.ser) to ``--amount``;
   their selection phase uses ``--select-steps`` mini-batches of the model's training data.
@@ -83,13 +88,15 @@ def _rows(rows) -> list[dict]:
 
 def run_method(model, args, layers):
     """(pruned model, masks or None, per-layer rows, extra report fields) of ``args.method``."""
-    from prune import sparsify, svd
+    from prune import masks as pmasks
+    from prune.methods import magnitude, mp_cycles, singular_vectors, svd
 
     common = dict(layers=layers, progress=not args.no_progress)
     bema = {k: v for k, v in (("alpha", args.alpha), ("beta", args.beta)) if v is not None}
     m = args.method
     if m in SVD_METHODS:
-        # min_rank None: the output dimension (prune.svd.default_min_rank; the seed code's floor, papers.md 1.2)
+        # min_rank None: the output dimension (prune.methods.svd.default_min_rank; the seed code's floor,
+        # papers.md 1.2)
         kw = dict(common, factorize=args.factorize, min_rank=args.min_rank)
         if m == "mp":
             out, cuts = svd.mp_truncate(model, bulk_keep=args.bulk_keep, fit_cutoff=args.fit_cutoff, **bema, **kw)
@@ -102,27 +109,27 @@ def run_method(model, args, layers):
         return out, None, _rows(cuts), {}
     if m == "sv-sparsify":
         r = args.theta_reduction
-        out, rows = sparsify.sparsify_singular_vectors(model, lambda N, M: sparsify.paper_theta(r, N, M), **bema,
-                                                        **common)
-        return out, sparsify.masks_from_model(out, layers), _rows(rows), {}
+        theta = lambda N, M: singular_vectors.paper_theta(r, N, M)  # noqa: E731
+        out, rows = singular_vectors.sparsify_singular_vectors(model, theta, **bema, **common)
+        return out, pmasks.masks_from_model(out, layers), _rows(rows), {}
     if args.amount is None:
         raise ValueError(f"--method {m} needs --amount (a fraction in [0, 1])")
     if m == "magnitude":
-        out, masks = sparsify.magnitude_prune(model, amount=args.amount, scope=args.scope, layers=layers)
-        return out, masks, _rows(sparsify.sparsity_report(out, layers).rows), {}
+        out, masks = magnitude.magnitude_prune(model, amount=args.amount, scope=args.scope, layers=layers)
+        return out, masks, _rows(pmasks.sparsity_report(out, layers).rows), {}
     if m == "mp-magnitude":
-        out, masks, rows = sparsify.mp_magnitude_prune(model, args.amount, **bema, **common)
+        out, masks, rows = mp_cycles.mp_magnitude_prune(model, args.amount, **bema, **common)
         return out, masks, _rows(rows), {}
     if m == "spectral":
-        from prune.spectral_sparsify import spectral_sparsify
+        from prune.methods.spectral_sparsify import spectral_sparsify
 
         out, masks = spectral_sparsify(model, amount=args.amount, scope=args.scope, layers=layers, seed=args.seed)
-        return out, masks, _rows(sparsify.sparsity_report(out, layers).rows), {}
+        return out, masks, _rows(pmasks.sparsity_report(out, layers).rows), {}
     if m == "rmt-cycle":
         steps = args.reg_steps
-        out, masks, cycles = sparsify.rmt_cycle_prune(model, args.amount, max_cycles=args.max_cycles,
-                                                      reg_steps=lambda i: steps, **bema, **common)
-        return out, masks, _rows(sparsify.sparsity_report(out, layers).rows), dict(cycles=_rows(cycles))
+        out, masks, cycles = mp_cycles.rmt_cycle_prune(model, args.amount, max_cycles=args.max_cycles,
+                                                       reg_steps=lambda i: steps, **bema, **common)
+        return out, masks, _rows(pmasks.sparsity_report(out, layers).rows), dict(cycles=_rows(cycles))
     if m == "seb":
         from prune.methods import seb_prune
 

@@ -1,7 +1,7 @@
 r"""Experiment 4: accuracy against parameter count after magnitude-thresholding the nets trained in exp 2.
 
 For every seed's final model of :mod:`.fc_table` (read from its checkpoints; nothing is retrained) and each
-sparsity a on a grid, global magnitude pruning (:func:`prune.sparsify.magnitude_prune`, the a-fraction of
+sparsity a on a grid, global magnitude pruning (:func:`prune.methods.magnitude.magnitude_prune`, the a-fraction of
 smallest |w| over all layer weights, factorised layers' two factors included) is applied and the test
 accuracy and the model's non-zero parameter count (:func:`prune.params.count_nonzero`) are measured. The
 MP-trained nets (``mp``, ``mp_l1l2``) are compared with the ones trained without pruning (``none``,
@@ -34,9 +34,9 @@ QUICK_GRID = [0.0, 0.5, 0.9]
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     from tqdm.auto import tqdm
 
+    from prune.methods.magnitude import magnitude_prune
     from prune.models.fc import FCNet
     from prune.params import count_nonzero, count_parameters
-    from prune.sparsify import magnitude_prune
     from prune.training import evaluate, load_trained
 
     C.check_args(args, DEFAULT_SEEDS)

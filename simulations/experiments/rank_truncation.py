@@ -71,7 +71,7 @@ def bema_rank(W: torch.Tensor) -> dict:
 def truncation_curve(model, test_data, ks, layer: str = "layers.0") -> dict:
     """{k: test accuracy} with ``layer``'s matrix replaced by its rank-k truncation (one SVD)."""
     from prune.layers import set_submodule, with_matrix
-    from prune.svd import layer_svd
+    from prune.methods.svd import layer_svd
     from prune.training import evaluate
 
     mod = model.get_submodule(layer)
