@@ -165,3 +165,28 @@ def test_workers_option_type_and_defaults(capsys):
     with parallel.defaults("local", 2):
         assert parallel._DEFAULTS == {"scheduler": "local", "workers": 2}
     assert parallel._DEFAULTS == {"scheduler": None, "workers": None}
+
+
+def test_experiment_seeds_identical_serially_and_on_a_cluster(cluster, tmp_path):
+    """rmt experiment fc_table --quick: the runs (every rule of every seed) are the same numbers serially and with
+    one task per seed on a cluster by address; only the wall times differ."""
+    import csv
+
+    from simulations.experiments import fc_table
+
+    def runs(out, extra):
+        fc_table.main(["--quick", "--seeds", "2", "--out", str(out), "--no-progress", "--rules", "none,mp", *extra])
+        with open(out / "runs.csv") as f:
+            return [{k: v for k, v in r.items() if k != "wall_s"} for r in csv.DictReader(f)]
+
+    serial = runs(tmp_path / "serial", [])
+    assert [(r["rule"], r["seed"]) for r in serial] == [("none", "0"), ("mp", "0"), ("none", "1"), ("mp", "1")]
+    assert runs(tmp_path / "cluster", ["--scheduler", cluster.scheduler_address]) == serial
+
+
+def test_experiment_without_parallel_tasks_refuses_the_scheduler(capsys):
+    from rmt.cli import main
+
+    assert main(["experiment", "rank_truncation", "--quick", "--workers", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "rank_truncation" in err and "independent tasks" in err

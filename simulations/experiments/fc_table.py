@@ -18,6 +18,8 @@ Every setting and its source: ``PROVENANCE.md``.
 (The default is sized to the shared 2-core CPU it ran on: 30 runs in about an hour with other jobs running.)
 ``--paper``: [784, 3000 x 4, 500, 10], 100 epochs, lr 0.01 x 0.96 every 4 epochs, prune every 4, T = 200.
 ``--quick``: a 2000-image subset and a tiny net (tests).
+``--scheduler local|ADDRESS|FILE`` / ``--workers K``: one task per seed through :mod:`simulations.parallel` (every
+rule of a seed in order, since the baselines take its MP budget); the runs are the same numbers as serially.
 
 Writes ``runs.csv`` (one row per run), ``table.csv`` (mean and std per rule, with papers.md 2.4a's numbers
 beside), ``history.csv`` (per epoch), ``fc_table.json`` and ``fc_table.png``; checkpoints per run in
@@ -26,13 +28,16 @@ beside), ``history.csv`` (per epoch), ``fc_table.json`` and ``fc_table.png``; ch
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from . import _common as C
 
 NAME = "fc_table"
+PARALLEL = True  # --scheduler/--workers: one task per seed (simulations.parallel)
 DEFAULT_SEEDS = 5
 RULES = ("none", "l1l2", "mp", "mp_l1l2", "magnitude_l1l2", "rank_l1l2")
 #: papers.md 2.4a (paper 2 / successor, [784, 3000 x 4, 500, 10], 100 epochs): (train %, test %)
@@ -70,11 +75,44 @@ def budget_of(history: list) -> dict:
     return {h["epoch"]: h["weights_stored"] for h in history if h["pruned"]}
 
 
-def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
-    from tqdm.auto import tqdm
+def seed_runs(seed: int, scale: dict, rules: tuple, checkpoints: str, resume: bool, device: str, threads: int,
+              progress: bool, data=None) -> tuple[list[dict], list[dict]]:
+    """Every rule of one seed, in order (the baselines take that seed's ``mp_l1l2`` budget): (runs, history rows).
 
+    A module-level function so that :mod:`simulations.parallel` can ship it to a worker; ``data`` (train, test)
+    is loaded here when not given. The result depends only on ``seed`` and the settings, never on the backend.
+    """
     from prune.models.fc import FCNet
     from prune.training import evaluate, train
+
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    if data is None:
+        data = C.load("fashion-mnist", flatten=True, dev=dev, n_train=scale["n_train"], n_test=scale["n_test"])
+    train_data, test_data = data
+    runs, hist_rows = [], []
+    budget = None
+    for rule in rules:
+        cfg = config(rule, scale, seed, budget=budget if rule in ("magnitude_l1l2", "rank_l1l2") else None)
+        model = FCNet(scale["sizes"], seed=seed).to(dev)
+        res = train(model, train_data, test_data, cfg, checkpoint=Path(checkpoints) / f"{rule}_s{seed}.pt",
+                    resume=resume, progress=progress, desc=f"{rule} s{seed}", inplace=True)
+        if rule == "mp_l1l2":
+            budget = budget_of(res.history)
+        last = res.history[-1]
+        _, train_acc_eval = evaluate(res.model, *train_data)
+        runs.append(dict(rule=rule, seed=seed, test_acc=last["test_acc"], train_acc=last["train_acc"],
+                         train_acc_eval=train_acc_eval, params=last["params"], nonzero=last["nonzero"],
+                         weights_stored=last["weights_stored"], weights_nonzero=last["weights_nonzero"],
+                         best_test_acc=max(h["test_acc"] for h in res.history), wall_s=res.wall_s))
+        for h in res.history:
+            hist_rows.append(dict(rule=rule, seed=seed, **{k: v for k, v in h.items() if k != "ranks"},
+                                  ranks=" ".join(f"{k}:{v}" for k, v in h["ranks"].items())))
+    return runs, hist_rows
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
+    from tqdm.auto import tqdm
 
     C.check_args(args, DEFAULT_SEEDS)
     torch.set_num_threads(args.threads)
@@ -96,34 +134,28 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     scale["device"] = str(dev)
     out = C.out_dir(args, NAME)
     t0 = time.perf_counter()
-    train_data, test_data = C.load("fashion-mnist", flatten=True, dev=dev, n_train=scale["n_train"],
-                                   n_test=scale["n_test"])
     seeds = list(range(args.seeds))
-    runs, hist_rows = [], []
-    bar = tqdm(total=len(seeds) * len(rules), desc=NAME, unit="run", disable=args.no_progress)
-    for seed in seeds:
-        budget = None
-        for rule in rules:
-            if rule in ("magnitude_l1l2", "rank_l1l2"):
-                cfg = config(rule, scale, seed, budget=budget)
-            else:
-                cfg = config(rule, scale, seed)
-            model = FCNet(scale["sizes"], seed=seed).to(dev)
-            res = train(model, train_data, test_data, cfg, checkpoint=out / "checkpoints" / f"{rule}_s{seed}.pt",
-                        resume=args.resume, progress=not args.no_progress, desc=f"{rule} s{seed}", inplace=True)
-            if rule == "mp_l1l2":
-                budget = budget_of(res.history)
-            last = res.history[-1]
-            _, train_acc_eval = evaluate(res.model, *train_data)
-            runs.append(dict(rule=rule, seed=seed, test_acc=last["test_acc"], train_acc=last["train_acc"],
-                             train_acc_eval=train_acc_eval, params=last["params"], nonzero=last["nonzero"],
-                             weights_stored=last["weights_stored"], weights_nonzero=last["weights_nonzero"],
-                             best_test_acc=max(h["test_acc"] for h in res.history), wall_s=res.wall_s))
-            for h in res.history:
-                hist_rows.append(dict(rule=rule, seed=seed, **{k: v for k, v in h.items() if k != "ranks"},
-                                      ranks=" ".join(f"{k}:{v}" for k, v in h["ranks"].items())))
-            bar.update(1)
-    bar.close()
+    common = dict(scale=scale, rules=rules, checkpoints=str(out / "checkpoints"), resume=args.resume,
+                  device=str(dev), threads=args.threads)
+    scheduler, workers = C.parallel_backend(args, sys.modules[__name__])
+    if scheduler is None and workers is None:  # today's behaviour: one process, data loaded once
+        data = C.load("fashion-mnist", flatten=True, dev=dev, n_train=scale["n_train"], n_test=scale["n_test"])
+        runs, hist_rows = [], []
+        bar = tqdm(total=len(seeds) * len(rules), desc=NAME, unit="run", disable=args.no_progress)
+        for seed in seeds:
+            r, h = seed_runs(seed=seed, **common, data=data, progress=not args.no_progress)
+            runs += r
+            hist_rows += h
+            bar.update(len(rules))
+        bar.close()
+    else:  # one task per seed (its rules share the MP budget), any backend; the seeds are the runs' own
+        from simulations.parallel import Task, run_tasks
+
+        tasks = [Task(f"{NAME} seed {seed}", seed_runs, dict(common, progress=False), seed) for seed in seeds]
+        results = run_tasks(tasks, scheduler=scheduler, workers=workers, threads=args.threads,
+                            progress=not args.no_progress, desc=NAME)
+        runs = [row for r, _ in results for row in r]
+        hist_rows = [row for _, h in results for row in h]
     table = []
     for rule in rules:
         rs = [r for r in runs if r["rule"] == rule]
