@@ -33,8 +33,9 @@ def test_keep_probabilities_water_filling(seed, d, q, n, m):
     order = torch.argsort(a)
     assert bool((torch.diff(p[order]) >= -1e-12).all()), "p not monotone in |w|"
     inner = (p > 0) & (p < 1)
-    if int(inner.sum()) >= 2:
-        ratio = p[inner] / a[inner] ** q
+    normal = inner & (p >= 2.0**-970)  # subnormal p (d ~ 5e-324) keeps only a few bits: no ratio to test there
+    if int(normal.sum()) >= 2:
+        ratio = p[normal] / a[normal] ** q
         assert float(ratio.max() / ratio.min()) == pytest.approx(1.0, rel=1e-6)  # one scale s
     if int(inner.sum()) and bool((p == 1).any()):
         assert float(a[p == 1].min()) >= float(a[inner].max())  # the deterministic entries are the largest
