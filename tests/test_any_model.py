@@ -323,3 +323,17 @@ def test_models_dir_overrides_and_never_downloads(no_shared, monkeypatch, tmp_pa
     monkeypatch.setenv("RMT_MODELS_DIR", str(tmp_path / "empty"))
     with pytest.raises(ModelFileError, match="RMT_MODELS_DIR"):
         checkpoints.checkpoint_path("mnist-cnn/mnist-cnn.pth")
+
+
+@pytest.mark.parametrize("how", ["stack_underflow", "memo_underflow"])
+def test_corrupt_state_dict_file_is_one_model_file_error(tmp_path, how):
+    """Found by the file fuzz: a pickle whose opcodes underflow torch's weights-only unpickler's stack raised a
+    bare IndexError through the resolver."""
+    from prune.errors import ModelFileError
+    from prune.models.resolve import load_state_dict_file
+
+    bad = tmp_path / "w.pth"
+    # protocol-2 header, then BUILD (pops an empty stack) / BINPUT (memoises the top of an empty stack)
+    bad.write_bytes(b"\x80\x02" + (b"b" if how == "stack_underflow" else b"q\x00") + b".")
+    with pytest.raises(ModelFileError, match="w.pth"):
+        load_state_dict_file(bad)

@@ -257,3 +257,13 @@ def test_unknown_command_and_help(capsys):
     assert main(["nosuch"]) == 2
     assert len(_err(capsys).strip().splitlines()) == 1
     assert main(["prune", "--help"]) == 0
+
+
+def test_time_without_eval_is_refused_before_any_work(tmp_path, capsys):
+    """Found by the CLI fuzz: the refusal came after pruning and saving (progress on stderr, --out written)."""
+    out = tmp_path / "x.pt"
+    rc = main(["prune", "mnist-cnn", "--method", "rank", "--rank", "4", "--no-eval", "--time", "--out", str(out)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == ["rmt prune: error: --time needs evaluation inputs (drop --no-eval)"]
+    assert not out.exists()

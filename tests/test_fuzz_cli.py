@@ -45,6 +45,7 @@ def workspace() -> Path:
         save_pruned(model, d / "good.pt")
         _WS["state"] = {k: v.clone() for k, v in model.state_dict().items()}
         shutil.copy(MODELS / "mnist-cnn" / "mnist-cnn.pth", d / "ckpt.pth")
+        shutil.copy(d / "good.pt", d / "victim.pt")  # an existing file a hostile --out may replace
         (d / "out").mkdir()
         (d / "data" / "mnist").mkdir(parents=True)
         _WS["dir"] = d
@@ -112,10 +113,12 @@ def _model_file_case(example) -> tuple[int, str]:
             model = load_pruned(bad)
         except InputFileError:
             pass
-        else:  # loading succeeded: the checksum promises the saved tensors
+        else:  # loading succeeded: the checksum promises the saved tensors (of good.pt as it is now: a hostile
+            # `rmt prune mnist-cnn --out good.pt` may have replaced it with another valid file)
+            ref = load_pruned(d / source).state_dict()
             state = model.state_dict()
-            assert state.keys() == _WS["state"].keys()
-            assert all(torch.equal(state[k], _WS["state"][k]) for k in state)
+            assert state.keys() == ref.keys()
+            assert all(torch.equal(state[k], ref[k]) for k in state)
     argv = (["analyze", str(bad), "--out", str(d / "out" / "a"), "--no-progress"] if command == "analyze" else
             ["prune", str(bad), "--method", "rank", "--rank", "4", "--no-eval", "--no-progress",
              "--out", str(d / "out" / "p.pt")])
@@ -197,7 +200,8 @@ def prune_argv(draw) -> list[str]:
         argv += ["--max-cycles", "2"]
     out = str(d / "out" / "x.pt")
     if hostile:
-        out = draw(_v(out, "", str(d / "out"), str(d / "nodir" / "x.pt"), str(d / "good.pt"),
+        out = draw(_v(out, "", str(d / "out"), str(d / "nodir" / "x.pt"), str(d / "victim.pt"),
+                      str(d / "good.pt"),
                       str(MODELS / "mnist-cnn" / "mnist-cnn.pth")))
     if not hostile or draw(st.integers(0, 9)) > 0:
         argv += ["--out", out]

@@ -181,6 +181,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out_path = Path(args.out)
+    if args.time and args.no_eval:  # checked before any work, so nothing is pruned or written for nothing
+        raise ValueError("--time needs evaluation inputs (drop --no-eval)")
     for option, value in (("--out", args.out), ("--report", args.report)):
         if value is not None and not Path(value).expanduser().parent.is_dir():
             raise ValueError(f"{option} {value!r}: directory {Path(value).parent} does not exist")
