@@ -12,6 +12,8 @@ The runs, resumable (``--resume`` reuses finished checkpoints)::
         --out results/fc_scale/w320 --resume
     python -m simulations.experiments.fc_table --seeds 3 --width 640 --rules none,mp_l1l2 \
         --out results/fc_scale/w640 --resume
+    python -m simulations.experiments.fc_table --seeds 3 --width 1000 --rules none,mp_l1l2 \
+        --out results/fc_scale/w1000 --resume
     python -m simulations.experiments.fc_scale
 """
 from __future__ import annotations
