@@ -10,9 +10,14 @@ seeded training images (MNIST train split; CIFAR: the shared train batch ``data_
 draws the fine-tune subset and order, and SER's selection batches). SER/Hybrid spend ``--select-steps`` extra
 selection mini-batches on the same data (stated, not hidden: that is the method).
 
-Resumable: each (model, method, sparsity, fine-tuned, seed) row is cached in ``results/sparsity_cache/`` and skipped
-when present. Writes ``results/sparsity.csv``, ``results/sparsity.json`` (command, versions, settings, the summary)
-and ``results/sparsity_<model>.png``.
+Resumable: each (model, method, sparsity, fine-tuned, seed) row is cached in
+``results/sparsity_cache/<settings>/``, where ``<settings>`` names everything else that changes a row
+(``eval<eval-limit>_train<ft-train>_lr<ft-lr>_sel<select-steps>``, see :func:`cache_dir`); a row is reused only when
+its file exists there and its stored settings equal the current ones, otherwise it is recomputed. Writes
+``results/sparsity.csv``, ``results/sparsity.json`` (command, versions, settings, the summary) and
+``results/sparsity_<model>.png`` from the rows of the given models, each read from its current settings' folder.
+``--eval-limit`` is one size for every model or per model (``resnet56=1000,vit-mnist=2000``; a model left out gets
+the default 2000).
 
 Run: ``RMT_DATA_DIR=/work/shared/data RMT_MODELS_DIR=/work/shared/models nice python benchmarks/sparsity.py``.
 """
@@ -39,10 +44,62 @@ from prune.sparsify import global_sparsity, magnitude_prune
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = RESULTS / "sparsity_cache"
 FIELDS = ["model", "method", "sparsity", "finetuned", "seed", "accuracy", "accuracy_dense", "sparsity_reached",
-          "n_test", "seconds"]
+          "n_test", "seconds", "eval_limit", "ft_train", "ft_lr", "select_steps"]
 MODELS = ("mnist-cnn", "vit-mnist", "resnet20", "resnet56")
 METHODS = ("magnitude-global", "magnitude-layer", "seb", "ser", "hybrid", "edge-norm", "edge-norm-data")
 RANDOM = ("ser", "hybrid", "edge-norm-data")  # methods whose pruning depends on the seed
+
+
+def cache_dir(eval_limit: int, ft_train: int, ft_lr: float, select_steps: int) -> Path:
+    """Cache folder of the rows computed with these settings (the ones a row depends on besides its own key).
+
+    Parameters
+    ----------
+    eval_limit : size of the seeded test subset every row is scored on
+    ft_train : size of the seeded training subset (fine-tune data, SER/Hybrid selection, edge-norm-data calibration)
+    ft_lr : fine-tune learning rate
+    select_steps : SER/Hybrid selection mini-batches
+
+    Returns
+    -------
+    ``CACHE / "eval{eval_limit}_train{ft_train}_lr{ft_lr:g}_sel{select_steps}"``
+    """
+    return CACHE / f"eval{int(eval_limit)}_train{int(ft_train)}_lr{float(ft_lr):g}_sel{int(select_steps)}"
+
+
+def cached_row(path: Path, settings: dict) -> dict | None:
+    """The row stored at ``path`` if it exists and was computed with ``settings``, else None (recompute it)."""
+    if not path.exists():
+        return None
+    row = json.loads(path.read_text())
+    if any(row.get(k) != v for k, v in settings.items()):
+        return None
+    return row
+
+
+def parse_eval_limit(text: str, models: list[str], default: int = 2000) -> dict[str, int]:
+    """Evaluation size per model from ``--eval-limit``: one integer for all, or ``model=N`` pairs (others: default).
+
+    Raises
+    ------
+    ValueError
+        on a malformed entry, a size below 1, or a model not in ``models``
+    """
+    text = text.strip()
+    if "=" not in text:
+        n = int(text)
+        if n < 1:
+            raise ValueError(f"--eval-limit must be >= 1, got {n}")
+        return {m: n for m in models}
+    out = {m: default for m in models}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if name not in models or not value:
+            raise ValueError(f"--eval-limit entry must be MODEL=N with MODEL in {models}, got {part!r}")
+        out[name] = int(value)
+        if out[name] < 1:
+            raise ValueError(f"--eval-limit must be >= 1, got {part!r}")
+    return out
 
 
 def prune_with(method: str, model, s: float, train, seed: int, select_steps: int):
@@ -72,7 +129,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sparsities", default="0.3,0.5,0.6,0.7,0.8")
     ap.add_argument("--ft-sparsities", default="0.5,0.7", help="sparsities that also get the fine-tune")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--eval-limit", type=int, default=2000)
+    ap.add_argument("--eval-limit", default="2000", help="test images: N for every model, or MODEL=N,...")
     ap.add_argument("--ft-train", type=int, default=2000)
     ap.add_argument("--ft-lr", type=float, default=0.01)
     ap.add_argument("--select-steps", type=int, default=16)
@@ -80,16 +137,21 @@ def main(argv=None) -> int:
     ap.add_argument("--plot-only", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    CACHE.mkdir(parents=True, exist_ok=True)
     sps = [float(x) for x in args.sparsities.split(",")]
     ft_sps = [float(x) for x in args.ft_sparsities.split(",") if x]
     seeds = [int(x) for x in args.seeds.split(",")]
     models = args.models.split(",")
     methods = args.methods.split(",")
+    limits = parse_eval_limit(args.eval_limit, models)
+    settings = {m: dict(eval_limit=limits[m], ft_train=args.ft_train, ft_lr=args.ft_lr,
+                        select_steps=args.select_steps) for m in models}
+    caches = {m: cache_dir(**settings[m]) for m in models}
     for name in models if not args.plot_only else []:
         model = load_model(name).eval()
         ds, norm = eval_spec(model)
-        inputs = load_inputs(ds, "test", norm, limit=args.eval_limit, seed=0)
+        cache = caches[name]
+        cache.mkdir(parents=True, exist_ok=True)
+        inputs = load_inputs(ds, "test", norm, limit=limits[name], seed=0)
         dense = evaluate(model, ds, inputs=inputs).accuracy
         trains = {}
         for method in methods:
@@ -98,8 +160,8 @@ def main(argv=None) -> int:
                     if ft and s not in ft_sps:
                         continue
                     for seed in (seeds if (ft or method in RANDOM) else seeds[:1]):
-                        key = CACHE / f"{name}__{method}__{s:.2f}__{int(ft)}__{seed}.json"
-                        if key.exists():
+                        key = cache / f"{name}__{method}__{s:.2f}__{int(ft)}__{seed}.json"
+                        if cached_row(key, settings[name]) is not None:
                             continue
                         if seed not in trains:
                             trains[seed] = load_inputs(ds, "data_batch_1" if ds == "cifar10" else "train", norm,
@@ -114,11 +176,12 @@ def main(argv=None) -> int:
                         acc = evaluate(out, ds, inputs=inputs).accuracy
                         row = dict(model=name, method=method, sparsity=s, finetuned=ft, seed=seed, accuracy=acc,
                                    accuracy_dense=dense, sparsity_reached=global_sparsity(out), n_test=inputs[1].numel(),
-                                   seconds=time.perf_counter() - t0)
+                                   seconds=time.perf_counter() - t0, **settings[name])
                         key.write_text(json.dumps(row))
                         print(f"{name} {method} s={s} ft={ft} seed={seed}: {acc:.4f} ({row['seconds']:.0f}s)",
                               flush=True)
-    rows = [json.loads(p.read_text()) for p in sorted(CACHE.glob("*.json"))]
+    rows = [r for m in models for r in (cached_row(p, settings[m]) for p in sorted(caches[m].glob(f"{m}__*.json")))
+            if r is not None]
     with open(RESULTS / "sparsity.csv", "w", newline="") as f:
         w = csv.DictWriter(f, FIELDS)
         w.writeheader()
@@ -127,6 +190,7 @@ def main(argv=None) -> int:
     (RESULTS / "sparsity.json").write_text(json.dumps(dict(
         command=" ".join([Path(sys.executable).name, *sys.argv]), date=datetime.now(timezone.utc).isoformat(),
         torch=torch.__version__, numpy=np.__version__, machine=platform.platform(), settings=vars(args),
+        cache={m: str(c.relative_to(RESULTS)) for m, c in caches.items()},
         summary=summary), indent=2))
     plot(rows)
     return 0
