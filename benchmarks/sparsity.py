@@ -14,8 +14,8 @@ Resumable: each (model, method, sparsity, fine-tuned, seed) row is cached in
 ``results/sparsity_cache/<settings>/``, where ``<settings>`` names everything else that changes a row
 (``eval<eval-limit>_train<ft-train>_lr<ft-lr>_sel<select-steps>``, see :func:`cache_dir`); a row is reused only when
 its file exists there and its stored settings equal the current ones, otherwise it is recomputed. Writes
-``results/sparsity.csv``, ``results/sparsity.json`` (command, versions, settings, the summary) and
-``results/sparsity_<model>.png`` from the rows of the given models, each read from its current settings' folder.
+``results/sparsity.csv``, ``results/sparsity.json`` (command, versions, settings, the summary and the margins),
+``results/sparsity.md`` (the table of :func:`markdown`) and ``results/sparsity_<model>.png`` from the rows of the given models, each read from its current settings' folder.
 ``--eval-limit`` is one size for every model or per model (``resnet56=1000,vit-mnist=2000``; a model left out gets
 the default 2000).
 
@@ -48,6 +48,9 @@ FIELDS = ["model", "method", "sparsity", "finetuned", "seed", "accuracy", "accur
 MODELS = ("mnist-cnn", "vit-mnist", "resnet20", "resnet56")
 METHODS = ("magnitude-global", "magnitude-layer", "seb", "ser", "hybrid", "edge-norm", "edge-norm-data")
 RANDOM = ("ser", "hybrid", "edge-norm-data")  # methods whose pruning depends on the seed
+MAGNITUDE = ("magnitude-global", "magnitude-layer")
+RMT = ("seb", "ser", "hybrid", "edge-norm", "edge-norm-data")  # the RMT-guided methods of issue 14
+GOAL_SPARSITIES = (0.5, 0.6, 0.7)  # issue 14: >= +1 point without fine-tune, >= 0 after it, at 50-70 % sparsity
 
 
 def cache_dir(eval_limit: int, ft_train: int, ft_lr: float, select_steps: int) -> Path:
@@ -187,11 +190,13 @@ def main(argv=None) -> int:
         w.writeheader()
         w.writerows(rows)
     summary = summarise(rows)
+    margin_rows = margins(summary)
+    (RESULTS / "sparsity.md").write_text(markdown(summary, margin_rows))
     (RESULTS / "sparsity.json").write_text(json.dumps(dict(
         command=" ".join([Path(sys.executable).name, *sys.argv]), date=datetime.now(timezone.utc).isoformat(),
         torch=torch.__version__, numpy=np.__version__, machine=platform.platform(), settings=vars(args),
         cache={m: str(c.relative_to(RESULTS)) for m, c in caches.items()},
-        summary=summary), indent=2))
+        summary=summary, margins=margin_rows), indent=2))
     plot(rows)
     return 0
 
@@ -207,6 +212,57 @@ def summarise(rows) -> list[dict]:
         out.append(dict(model=m, method=meth, sparsity=s, finetuned=ft, mean=float(a.mean()), min=float(a.min()),
                         max=float(a.max()), n=len(a)))
     return out
+
+
+def margins(summary: list[dict]) -> list[dict]:
+    """Per (model, sparsity, fine-tuned): the best RMT-guided mean minus the better magnitude mean, and the verdict.
+
+    The goal (issue 14) counts at sparsities 0.5-0.7: the margin must be >= +1 point without fine-tune and >= 0
+    after it; other sparsities get ``verdict`` "outside 50-70 %". Accuracies are in points (percent).
+    """
+    by = {(r["model"], r["sparsity"], r["finetuned"], r["method"]): r["mean"] for r in summary}
+    out = []
+    for model, s, ft in sorted({k[:3] for k in by}):
+        mag = {m: by[(model, s, ft, m)] for m in MAGNITUDE if (model, s, ft, m) in by}
+        rmt = {m: by[(model, s, ft, m)] for m in RMT if (model, s, ft, m) in by}
+        if not mag or not rmt:
+            continue
+        best_mag, best_rmt = max(mag, key=mag.get), max(rmt, key=rmt.get)
+        margin = 100 * (rmt[best_rmt] - mag[best_mag])
+        need = 0.0 if ft else 1.0
+        if not any(abs(s - g) < 1e-9 for g in GOAL_SPARSITIES):
+            verdict = "outside 50-70 %"
+        else:
+            verdict = "met" if margin >= need - 1e-4 else "not met"  # float32 accuracies: 1.00 is 0.99999
+        out.append(dict(model=model, sparsity=s, finetuned=ft, best_magnitude=best_mag,
+                        best_magnitude_mean=mag[best_mag], best_rmt=best_rmt, best_rmt_mean=rmt[best_rmt],
+                        margin_points=margin, need_points=need, verdict=verdict,
+                        methods_missing=[m for m in (*MAGNITUDE, *RMT) if m not in mag and m not in rmt]))
+    return out
+
+
+def markdown(summary: list[dict], margin_rows: list[dict]) -> str:
+    """Markdown table: accuracy (%) per model, sparsity, fine-tune and method (mean, min..max over seeds where n > 1),
+    then the best RMT-guided method's margin over the better magnitude method and the verdict."""
+    by = {(r["model"], r["sparsity"], r["finetuned"], r["method"]): r for r in summary}
+    head = ["model", "s", "FT", *METHODS, "better mag.", "best RMT", "margin", "verdict"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in margin_rows:
+        cells = [m["model"], f"{m['sparsity']:g}", "yes" if m["finetuned"] else "no"]
+        for meth in METHODS:
+            r = by.get((m["model"], m["sparsity"], m["finetuned"], meth))
+            if r is None:
+                cells.append("-")
+                continue
+            txt = f"{100 * r['mean']:.2f}"
+            if r["n"] > 1:
+                txt += f" ({100 * r['min']:.2f}..{100 * r['max']:.2f})"
+            if meth in (m["best_magnitude"], m["best_rmt"]):
+                txt = f"**{txt}**"
+            cells.append(txt)
+        cells += [m["best_magnitude"], m["best_rmt"], f"{m['margin_points']:+.2f}", m["verdict"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(rows) -> None:
