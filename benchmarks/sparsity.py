@@ -266,31 +266,48 @@ def markdown(summary: list[dict], margin_rows: list[dict]) -> str:
 
 
 def plot(rows) -> None:
+    """Per model a 2x2 figure: accuracy against sparsity (top) and each method's accuracy minus the better magnitude
+    method's at that sparsity (bottom, the goal's +1 point line dotted), without (left) and after (right) the
+    fine-tune; error bars span min..max over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     summ = summarise(rows)
+    markers = dict(zip(METHODS, "osD^v<>"))
     for model in sorted({r["model"] for r in summ}):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
-        for ax, ft in zip(axes, (False, True)):
+        fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex="col")
+        for col, ft in enumerate((False, True)):
+            here = [r for r in summ if r["model"] == model and r["finetuned"] == ft]
+            best_mag = {}
+            for r in here:
+                if r["method"] in MAGNITUDE:
+                    best_mag[r["sparsity"]] = max(best_mag.get(r["sparsity"], -1.0), r["mean"])
             for meth in METHODS:
-                pts = sorted((r["sparsity"], r["mean"], r["min"], r["max"]) for r in summ
-                             if r["model"] == model and r["method"] == meth and r["finetuned"] == ft)
+                pts = sorted((r["sparsity"], r["mean"], r["min"], r["max"]) for r in here if r["method"] == meth)
                 if not pts:
                     continue
                 x, y, lo, hi = map(np.array, zip(*pts))
-                ls = "--" if meth.startswith("magnitude") else "-"
-                ax.errorbar(x, 100 * y, yerr=[100 * (y - lo), 100 * (hi - y)], ls=ls, marker="o", ms=3, capsize=2,
-                            label=meth)
-            ax.set_title(f"{model}: {'after the same 1-epoch fine-tune' if ft else 'no fine-tune'}")
-            ax.set_xlabel("sparsity of the Linear/Conv2d weights")
-            ax.set_ylabel("test accuracy (%)")
-            ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(RESULTS / f"sparsity_{model}.png", dpi=110)
+                ref = np.array([best_mag.get(v, np.nan) for v in x])
+                kw = dict(ls="--" if meth in MAGNITUDE else "-", marker=markers[meth], ms=4, capsize=2, label=meth)
+                axes[0, col].errorbar(x, 100 * y, yerr=[100 * (y - lo), 100 * (hi - y)], **kw)
+                axes[1, col].errorbar(x, 100 * (y - ref), yerr=[100 * (y - lo), 100 * (hi - y)], **kw)
+            xs = sorted({r["sparsity"] for r in here})
+            axes[0, col].set_title(f"{model}: {'after the same 1-epoch fine-tune' if ft else 'no fine-tune'}")
+            axes[0, col].set_ylabel("test accuracy (%)")
+            axes[1, col].axhline(0.0, color="k", lw=0.8)
+            if not ft:
+                axes[1, col].axhline(1.0, color="k", lw=0.8, ls=":", label="goal: +1 point")
+            axes[1, col].set_ylabel("minus the better magnitude method (points)")
+            axes[1, col].set_xlabel("sparsity of the Linear/Conv2d weights")
+            for ax in axes[:, col]:
+                ax.set_xticks(xs)
+                ax.grid(alpha=0.3)
+        handles, labels = axes[1, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        fig.savefig(RESULTS / f"sparsity_{model}.png", dpi=100)
         plt.close(fig)
 
 
