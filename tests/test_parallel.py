@@ -158,7 +158,7 @@ def test_workers_option_type_and_defaults(capsys):
 
     assert main(["verify", "--workers", "0"]) == 2
     # an experiment whose runs are not independent tasks refuses the options before any training
-    assert main(["experiment", "fc_table", "--quick", "--scheduler", "local"]) == 2
+    assert main(["experiment", "rank_truncation", "--quick", "--scheduler", "local"]) == 2
     assert "does not run its seeds as independent tasks" in capsys.readouterr().err
     assert parallel.resolve_scheduler(None, None) == ("serial", None)
     assert parallel.resolve_scheduler(None, 3) == ("local", 3)
