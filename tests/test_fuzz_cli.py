@@ -43,7 +43,6 @@ def workspace() -> Path:
         torch.manual_seed(0)
         model = build_model("mnist-cnn").eval()
         save_pruned(model, d / "good.pt")
-        _WS["state"] = {k: v.clone() for k, v in model.state_dict().items()}
         shutil.copy(MODELS / "mnist-cnn" / "mnist-cnn.pth", d / "ckpt.pth")
         shutil.copy(d / "good.pt", d / "victim.pt")  # an existing file a hostile --out may replace
         (d / "out").mkdir()

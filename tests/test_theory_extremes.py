@@ -164,9 +164,9 @@ def test_bema_equivariant_decimal_scale(c):
     a, b = bema(lam, 100, 300), _quiet(bema, lam * c, 100, 300)
     assert math.isfinite(b.sigma2) and b.sigma2 == pytest.approx(c * a.sigma2, rel=1e-13)
     assert b.lambda_plus == pytest.approx(c * a.lambda_plus, rel=1e-13)
-    # the spectrum is exact MP quantiles, so the residual is rounding noise (0.0 or ~1e-16 sigma2 depending on the
-    # platform's libm): compare it on the scale of sigma2, not relative to itself
-    assert b.residual_rms == pytest.approx(c * a.residual_rms, rel=1e-10, abs=1e-12 * c * a.sigma2)
+    # the spectrum is exact MP quantiles, so the residual is rounding noise (0.0, or 1.7e-16 sigma2 measured on an
+    # AMD EPYC, depending on the platform's libm): compare it on the scale of sigma2, not relative to itself
+    assert b.residual_rms == pytest.approx(c * a.residual_rms, rel=1e-10, abs=1e-14 * c * a.sigma2)
     assert b.n_spikes == a.n_spikes == 2
     assert b.sv_edge == pytest.approx(math.sqrt(c) * a.sv_edge, rel=1e-13)
 
